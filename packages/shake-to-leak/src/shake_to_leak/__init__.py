@@ -1,0 +1,8 @@
+"""Reproduction package `shake-to-leak` of the trustworthy-ML reproduction suite (see README.md)."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("shake-to-leak")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
