@@ -1,0 +1,158 @@
+"""The experiment registry: paper packages register experiments through the entry-point group ``repro.experiments``.
+
+A package declares, in its ``pyproject.toml``::
+
+    [project.entry-points."repro.experiments"]
+    my-paper = "my_paper.experiments:experiments"   # a callable returning a list of Experiment
+
+so installing a package makes exactly its experiments appear in ``repro list``. For experiments that are not packaged
+(a notebook, a test), ``REPRO_EXPERIMENTS="name=module:callable,..."`` registers more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, NotFoundError
+
+if TYPE_CHECKING:
+    from .runs import RunContext
+
+ENTRY_POINT_GROUP = "repro.experiments"
+PLUGIN_ENV = "REPRO_EXPERIMENTS"
+SCALES = ("smoke", "quick", "paper")
+SCALE_HELP = {
+    "smoke": "seconds; exercises every code path (tests)",
+    "quick": "minutes on a 2-core CPU; real measurements at reduced scale",
+    "paper": "the paper's own settings; needs a GPU",
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper beside this run's measurement; ``direction_holds`` is None where it is not comparable."""
+
+    name: str
+    paper_value: float | str | None
+    measured_value: float | str | None
+    direction_holds: bool | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named, runnable reproduction step with one typed config per scale (smoke, quick, paper)."""
+
+    name: str
+    description: str
+    configs: Mapping[str, Any]
+    run: Callable[[Any, RunContext], Mapping[str, Any]]
+    # Cheap checks of data and settings, run before a run directory is created or anything expensive starts.
+    preflight: Callable[[Any, RunContext], None] | None = None
+    package: str = ""
+
+    def __post_init__(self) -> None:
+        missing = [scale for scale in SCALES if scale not in self.configs]
+        if missing:
+            raise ConfigError(f"experiment {self.name!r} has no config for scale(s) {missing}")
+        types = {type(config) for config in self.configs.values()}
+        if len(types) != 1 or not dataclasses.is_dataclass(next(iter(types))):
+            raise ConfigError(f"experiment {self.name!r}: every scale needs a config of one dataclass type")
+
+    @property
+    def id(self) -> str:
+        return f"{self.package}:{self.name}"
+
+    @property
+    def config_type(self) -> type:
+        return type(self.configs["smoke"])
+
+    def config(self, scale: str) -> Any:
+        if scale not in SCALES:
+            raise ConfigError(f"unknown scale {scale!r}", f"use one of {', '.join(SCALES)}")
+        return dataclasses.replace(self.configs[scale])
+
+
+@dataclass
+class PackageEntry:
+    """What one installed package registered, or why loading it failed."""
+
+    name: str
+    version: str
+    source: str
+    experiments: list[Experiment] = field(default_factory=list)
+    error: str | None = None
+
+
+def discover() -> dict[str, PackageEntry]:
+    """Load every registered package's experiments; a package that fails to load is reported, not fatal."""
+    entries: dict[str, PackageEntry] = {}
+    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        version = entry_point.dist.version if entry_point.dist else "?"
+        entries[entry_point.name] = _load(entry_point.name, version, entry_point.value, entry_point.load)
+    for name, target in _plugin_targets():
+        entries[name] = _load(name, "plugin", target, lambda target=target: _import_target(target))
+    return dict(sorted(entries.items()))
+
+
+def _plugin_targets() -> list[tuple[str, str]]:
+    raw = os.environ.get(PLUGIN_ENV, "").strip()
+    targets = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, target = item.partition("=")
+        if not sep or ":" not in target:
+            raise ConfigError(f"{PLUGIN_ENV}: {item!r} is not of the form name=module:callable")
+        targets.append((name.strip(), target.strip()))
+    return targets
+
+
+def _import_target(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def _load(name: str, version: str, source: str, loader: Callable[[], Any]) -> PackageEntry:
+    entry = PackageEntry(name=name, version=version, source=source)
+    try:
+        factory = loader()
+        experiments = list(factory() if callable(factory) else factory)
+    except Exception as error:  # a broken plugin must not hide the others
+        entry.error = f"{type(error).__name__}: {error}"
+        return entry
+    names = [experiment.name for experiment in experiments]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        entry.error = f"duplicate experiment names {duplicates}"
+        return entry
+    entry.experiments = [dataclasses.replace(experiment, package=name) for experiment in experiments]
+    return entry
+
+
+def find_experiment(spec: str, registry: Mapping[str, PackageEntry] | None = None) -> Experiment:
+    """``package:experiment`` (or a bare experiment name if only one package has it) → the Experiment."""
+    registry = discover() if registry is None else registry
+    available = [exp.id for entry in registry.values() for exp in entry.experiments]
+    package, sep, name = spec.partition(":")
+    if sep:
+        entry = registry.get(package)
+        if entry is None:
+            raise NotFoundError(f"no installed package {package!r} registers experiments",
+                                f"installed: {', '.join(registry) or 'none'}")
+        if entry.error:
+            raise NotFoundError(f"package {package!r} failed to load its experiments: {entry.error}")
+        matches = [exp for exp in entry.experiments if exp.name == name]
+    else:
+        matches = [exp for entry in registry.values() for exp in entry.experiments if exp.name == spec]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise NotFoundError(f"experiment name {spec!r} is ambiguous",
+                            f"use one of {', '.join(exp.id for exp in matches)}")
+    raise NotFoundError(f"unknown experiment {spec!r}",
+                        f"available: {', '.join(available)}" if available else "no experiments are installed")

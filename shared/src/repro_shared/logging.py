@@ -1,0 +1,114 @@
+"""Console logging, the per-run JSONL metrics file, and progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging as _logging
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tqdm.auto import tqdm
+
+from .io import json_default
+
+T = TypeVar("T")
+
+_FORMAT = "%(asctime)s %(levelname).1s %(name)s: %(message)s"
+
+
+def setup_logging(verbosity: int = 0) -> _logging.Logger:
+    """Configure the ``repro`` logger hierarchy's console output: INFO (``-v``: DEBUG, ``-q``: WARNING)."""
+    level = {-1: _logging.WARNING, 0: _logging.INFO}.get(verbosity, _logging.DEBUG if verbosity > 0 else _logging.ERROR)
+    root = _logging.getLogger("repro")
+    root.setLevel(_logging.DEBUG)
+    root.propagate = False
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+        handler.close()
+    console = _logging.StreamHandler(sys.stderr)
+    console.setLevel(level)
+    console.setFormatter(_logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
+    root.addHandler(console)
+    return root
+
+
+@contextlib.contextmanager
+def log_to_file(path: str | os.PathLike) -> Iterator[None]:
+    """Also write every ``repro`` record (DEBUG and up) to ``path`` while the block runs: a run's ``run.log``."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    handler = _logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(_logging.DEBUG)
+    handler.setFormatter(_logging.Formatter(_FORMAT))
+    root = _logging.getLogger("repro")
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def get_logger(name: str) -> _logging.Logger:
+    """A child of the ``repro`` logger: ``get_logger(__name__)`` in every module."""
+    if name == "repro" or name.startswith("repro."):
+        return _logging.getLogger(name)
+    return _logging.getLogger(f"repro.{name.removeprefix('repro_shared.')}")
+
+
+class MetricsLogger:
+    """Appends one JSON object per line to ``metrics.jsonl``: ``{"step": ..., "time": ..., <metric>: <value>}``.
+
+    Each line is written with a single ``write`` and flushed, so a killed process loses at most the line in flight;
+    ``read_metrics`` skips a torn last line.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the logger
+        self._start = time.monotonic()
+
+    def log(self, step: int | None = None, **metrics: Any) -> None:
+        record = {"step": step, "time": round(time.monotonic() - self._start, 3), **metrics}
+        self._handle.write(json.dumps(record, default=json_default) + "\n")
+        self._handle.flush()
+
+    def size(self) -> int:
+        self._handle.flush()
+        return self.path.stat().st_size
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> MetricsLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """All complete records of a metrics file (a torn final line from a killed process is skipped)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def progress(iterable: Iterable[T], desc: str, total: int | None = None, **kwargs: Any) -> Iterator[T]:
+    """A tqdm bar on stderr; shown on a terminal, and also in logs when ``REPRO_PROGRESS=1`` (CI, SLURM)."""
+    forced = os.environ.get("REPRO_PROGRESS")
+    disable = None if forced is None else forced in ("0", "false", "no")
+    return tqdm(iterable, desc=desc, total=total, disable=disable, dynamic_ncols=True, leave=False, **kwargs)
+

@@ -1,0 +1,371 @@
+"""Markdown reports with figures: one per run directory (``report.md``) and one per runs root.
+
+A run's report shows its provenance, final metrics, the paper's claims beside this run's measurements, its result
+tables, a plot of every numeric series in ``metrics.jsonl`` (``figures/metrics.png``) and every figure the experiment
+saved. A root report summarises all runs below it. Every file is written atomically; matplotlib is imported lazily.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io as _stdio
+import json
+import math
+import numbers
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import yaml
+
+from . import io
+from .errors import NotFoundError
+from .logging import get_logger, read_metrics
+
+log = get_logger(__name__)
+
+REPORT = "report.md"
+METRICS_FIGURE = "metrics.png"
+MAX_METRIC_PLOTS = 24
+HEADLINE_METRICS = 4
+DIRECTION = {True: "✓", False: "✗", None: "n/a"}
+_KNOWN_KEYS = {"experiment", "description", "package_version", "scale", "seed", "duration_s", "metrics", "claims",
+               "tables"}
+_EMPTY = "—"
+
+
+# --- formatting -------------------------------------------------------------------------------------------------
+
+
+def format_value(value: Any) -> str:
+    """One value as compact text: ints as-is, floats to 4 significant digits, None as a dash, containers as JSON."""
+    if value is None:
+        return _EMPTY
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return f"{float(value):.4g}"
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, Mapping | list | tuple | set | frozenset):
+        return str(value)
+    text = json.dumps(value, default=_json_fallback, ensure_ascii=False)
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+def _json_fallback(value: Any) -> Any:
+    try:
+        return io.json_default(value)
+    except TypeError:
+        return str(value)
+
+
+def _cell(value: Any) -> str:
+    """A value as one Markdown table cell: ``|`` escaped, line breaks as ``<br>``."""
+    text = format_value(value).replace("|", "\\|")
+    return "<br>".join(text.splitlines()) if "\n" in text or "\r" in text else text
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows as a Markdown table over the union of their columns in first-seen order; missing cells stay empty."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(str(key) for key in row))
+    if not columns:
+        return "_(no rows)_\n"
+    names = list(columns)
+    lines = ["| " + " | ".join(_cell(name) for name in names) + " |", "|" + "---|" * len(names)]
+    for row in rows:
+        cells = {str(key): value for key, value in row.items()}
+        lines.append("| " + " | ".join(_cell(cells[name]) if name in cells else "" for name in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _claim_dict(claim: Any) -> dict[str, Any]:
+    return dataclasses.asdict(claim) if dataclasses.is_dataclass(claim) else dict(claim)
+
+
+def _claim_row(claim: Any) -> dict[str, Any]:
+    claim = _claim_dict(claim)
+    holds = claim.get("direction_holds")
+    return {"claim": claim.get("name", ""), "paper": claim.get("paper_value"), "this run": claim.get("measured_value"),
+            "same direction": DIRECTION.get(None if holds is None else bool(holds)), "note": claim.get("note") or ""}
+
+
+def claims_table(claims: Iterable[Any]) -> str:
+    """Claims (``Claim`` objects or their dicts) as the "Paper vs this run" table; ✓ / ✗ / n/a for the direction."""
+    return markdown_table([_claim_row(claim) for claim in claims])
+
+
+def claims_count(claims: Iterable[Any]) -> str:
+    """The line "N of M claims hold their direction", saying how many of the M are not comparable."""
+    directions = [_claim_dict(claim).get("direction_holds") for claim in claims]
+    held = sum(1 for holds in directions if holds is not None and bool(holds))
+    unknown = sum(1 for holds in directions if holds is None)
+    suffix = f" ({unknown} not comparable)" if unknown else ""
+    return f"{held} of {len(directions)} claims hold their direction{suffix}."
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, numbers.Real) or isinstance(seconds, bool):
+        return _EMPTY
+    if seconds < 60:
+        return f"{float(seconds):.1f} s"
+    minutes, secs = divmod(round(float(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _link(path: Path | str) -> str:
+    """A relative path as a Markdown link target (POSIX separators, special characters percent-encoded)."""
+    return quote(Path(path).as_posix())
+
+
+# --- reading a run ----------------------------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        log.warning("cannot read %s: %s", path, error)
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_status(run_dir: Path) -> dict[str, Any]:
+    try:
+        status = io.read_json(run_dir / "status.json")
+    except (OSError, ValueError):
+        return {}
+    return status if isinstance(status, dict) else {}
+
+
+def _figures(run_dir: Path) -> list[Path]:
+    """Every PNG under ``figures/``, relative to the run directory, sorted."""
+    folder = run_dir / "figures"
+    if not folder.is_dir():
+        return []
+    return sorted(path.relative_to(run_dir) for path in folder.rglob("*.png")
+                  if path.is_file() and not path.name.startswith("."))
+
+
+# --- the metrics figure -----------------------------------------------------------------------------------------
+
+
+def metric_series(records: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
+    """Each numeric metric of ``metrics.jsonl`` records as (x, y): x is the step, or the record index without one."""
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for index, record in enumerate(records):
+        step = record.get("step")
+        x = step if isinstance(step, numbers.Real) and not isinstance(step, bool) else index
+        for name, value in record.items():
+            if name in ("step", "time") or isinstance(value, bool) or not isinstance(value, numbers.Real):
+                continue
+            if math.isfinite(value):
+                xs, ys = series.setdefault(name, ([], []))
+                xs.append(x)
+                ys.append(float(value))
+    return series
+
+
+def plot_metrics(metrics_path: str | os.PathLike, out: str | os.PathLike) -> Path | None:
+    """Plot every numeric series of a metrics file, one subplot each, to the PNG ``out``; None if there is none."""
+    records = read_metrics(metrics_path)
+    series = metric_series(records)
+    if not series:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = list(series)[:MAX_METRIC_PLOTS]
+    if len(series) > len(names):
+        log.warning("plotting the first %d of %d metric series", len(names), len(series))
+    uses_steps = any(isinstance(record.get("step"), numbers.Real) for record in records)
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    figure = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
+    FigureCanvasAgg(figure)
+    for index, name in enumerate(names):
+        axes = figure.add_subplot(rows, cols, index + 1)
+        xs, ys = series[name]
+        axes.plot(xs, ys, marker="." if len(xs) <= 50 else None, linewidth=1.2)
+        axes.set_title(name, fontsize=10)
+        axes.set_xlabel("step" if uses_steps else "record")
+        axes.grid(alpha=0.3)
+    buffer = _stdio.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    io.atomic_write_bytes(out, buffer.getvalue())
+    return Path(out)
+
+
+# --- the run report ---------------------------------------------------------------------------------------------
+
+
+def _provenance(run_dir: Path, results: Mapping[str, Any], config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    device = config.get("device") if isinstance(config.get("device"), dict) else {}
+    where = device.get("device")
+    if where and device.get("device_name"):
+        where = f"{where} ({device['device_name']})"
+    if where and device.get("dtype"):
+        where = f"{where}, {device['dtype']}"
+    if where and device.get("threads"):
+        where = f"{where}, {device['threads']} threads"
+    torch_version = device.get("torch_version")
+    if torch_version and device.get("cuda_version"):
+        torch_version = f"{torch_version} (CUDA {device['cuda_version']})"
+    rows = [
+        ("run", run_dir.name),
+        ("scale", results.get("scale", config.get("scale"))),
+        ("seed", results.get("seed", config.get("seed"))),
+        ("package version", results.get("package_version", config.get("package_version"))),
+        ("device", where),
+        ("torch", torch_version),
+        ("duration", _duration(results.get("duration_s"))),
+        ("created", config.get("created")),
+    ]
+    return [{"field": key, "value": value} for key, value in rows]
+
+
+def _table_rows(table: Any) -> list[dict]:
+    """A results table as row dicts: a list of dicts as-is, a mapping as one row per key, anything else as values."""
+    if isinstance(table, Mapping):
+        return [{"key": key, **value} if isinstance(value, Mapping) else {"key": key, "value": value}
+                for key, value in table.items()]
+    if isinstance(table, list):
+        return [dict(row) if isinstance(row, Mapping) else {"value": row} for row in table]
+    return [{"value": table}]
+
+
+def _section(title: str, body: str) -> str:
+    return f"## {title}\n\n{body.rstrip()}\n"
+
+
+def render_run_report(run_dir: str | os.PathLike) -> str:
+    """The Markdown of a run's report (links relative to the run directory); nothing is written."""
+    run_dir = Path(run_dir)
+    results = io.read_json(run_dir / "results.json")
+    config = _read_yaml(run_dir / "config.yaml")
+    title = results.get("experiment") or config.get("experiment") or run_dir.name
+    parts = [f"# {title}\n"]
+    if results.get("description"):
+        parts.append(f"{results['description']}\n")
+    parts.append(_section("Provenance", markdown_table(_provenance(run_dir, results, config))))
+    metrics = results.get("metrics") or {}
+    if metrics:
+        parts.append(_section("Final metrics", markdown_table(
+            [{"metric": key, "value": value} for key, value in metrics.items()])))
+    claims = results.get("claims") or []
+    if claims:
+        parts.append(_section("Paper vs this run", f"{claims_table(claims)}\n{claims_count(claims)}"))
+    for name, table in (results.get("tables") or {}).items():
+        parts.append(_section(f"Table: {name}", markdown_table(_table_rows(table))))
+    extra = {key: value for key, value in results.items() if key not in _KNOWN_KEYS}
+    if extra:
+        parts.append(_section("Other results", markdown_table(
+            [{"key": key, "value": value} for key, value in extra.items()])))
+    figures = _figures(run_dir)
+    if figures:
+        parts.append(_section("Figures", "\n\n".join(f"![{path.stem}]({_link(path)})" for path in figures)))
+    return "\n".join(parts)
+
+
+def write_run_report(run_dir: str | os.PathLike) -> Path:
+    """Write ``<run_dir>/figures/metrics.png`` (if there are numeric metrics) and ``<run_dir>/report.md``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "results.json").is_file():
+        raise NotFoundError(f"no results.json in {run_dir}", "run `repro run ...` first")
+    plot_metrics(run_dir / "metrics.jsonl", run_dir / "figures" / METRICS_FIGURE)
+    text = render_run_report(run_dir)
+    io.atomic_write_text(run_dir / REPORT, text)
+    return run_dir / REPORT
+
+
+# --- the root report --------------------------------------------------------------------------------------------
+
+
+def find_runs(root: str | os.PathLike) -> list[Path]:
+    """Every run directory below ``root`` (a folder holding ``results.json``), sorted; hidden folders are skipped."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(path.parent for path in root.rglob("results.json")
+                  if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts))
+
+
+def _headline(metrics: Mapping[str, Any]) -> str:
+    return "; ".join(f"{name} = {format_value(value)}" for name, value in list(metrics.items())[:HEADLINE_METRICS])
+
+
+def _run_summary(root: Path, run_dir: Path, results: Mapping[str, Any], error: str | None) -> dict[str, Any]:
+    relative = run_dir.relative_to(root)
+    state = _read_status(run_dir).get("state") or _EMPTY
+    status = f"{state}, {_duration(results.get('duration_s'))}" if "duration_s" in results else state
+    return {"experiment": results.get("experiment", relative.as_posix()),
+            "run": f"[{run_dir.name}]({_link(relative / REPORT)})" if error is None else run_dir.name,
+            "scale": results.get("scale"), "seed": results.get("seed"),
+            "status / duration": status if error is None else f"report failed: {error}",
+            "headline metrics": _headline(results.get("metrics") or {})}
+
+
+def _run_section(root: Path, run_dir: Path, results: Mapping[str, Any], error: str | None) -> str:
+    relative = run_dir.relative_to(root)
+    title = f"{results.get('experiment', relative.as_posix())} · {run_dir.name}"
+    lines = [f"`{relative.as_posix()}`"]
+    if error is None:
+        lines.append(f"[Full report]({_link(relative / REPORT)})")
+    else:
+        lines.append(f"The run's report could not be written: {error}")
+    lines += [f"![{path.stem}]({_link(relative / path)})" for path in _figures(run_dir)]
+    return _section(title, "\n\n".join(lines))
+
+
+def _refresh(run_dir: Path) -> tuple[dict[str, Any], str | None]:
+    """Rewrite a run's report; its results (empty if unreadable) and the error, if any."""
+    try:
+        write_run_report(run_dir)
+    except Exception as error:  # one broken run must not hide the others
+        log.warning("cannot write the report of %s: %s", run_dir, error)
+        try:
+            results = io.read_json(run_dir / "results.json")
+        except (OSError, ValueError):
+            results = {}
+        return (results if isinstance(results, dict) else {}), f"{type(error).__name__}: {error}"
+    return io.read_json(run_dir / "results.json"), None
+
+
+def render_root_report(root: str | os.PathLike, runs: list[tuple[Path, Mapping[str, Any], str | None]]) -> str:
+    """The Markdown of a runs root's report from (run directory, results, error) triples."""
+    root = Path(root)
+    parts = [f"# Reproduction report: {root.name or root}\n",
+             f"{len(runs)} run{'s' if len(runs) != 1 else ''} below `{root.as_posix()}`.\n",
+             _section("Runs", markdown_table([_run_summary(root, *run) for run in runs]))]
+    claim_rows = [{"experiment": results.get("experiment", run_dir.relative_to(root).as_posix()),
+                   "run": run_dir.name, **_claim_row(claim)}
+                  for run_dir, results, _ in runs for claim in results.get("claims") or []]
+    all_claims = [claim for _, results, _ in runs for claim in results.get("claims") or []]
+    if claim_rows:
+        parts.append(_section("Paper vs this run", f"{markdown_table(claim_rows)}\n{claims_count(all_claims)}"))
+    parts += [_run_section(root, *run) for run in runs]
+    return "\n".join(parts)
+
+
+def write_report(path: str | os.PathLike) -> Path:
+    """Report a run directory (``write_run_report``) or a runs root: refresh every run's report, then summarise."""
+    path = Path(path)
+    if (path / "results.json").is_file():
+        return write_run_report(path)
+    run_dirs = find_runs(path)
+    if not run_dirs:
+        raise NotFoundError(f"no results.json under {path}", "run `repro run ...` first")
+    runs = [(run_dir, *_refresh(run_dir)) for run_dir in run_dirs]
+    io.atomic_write_text(path / REPORT, render_root_report(path, runs))
+    return path / REPORT
