@@ -33,9 +33,10 @@ def run_line(config: LineConfig, ctx) -> dict:
     import matplotlib.pyplot as plt
     import torch
 
-    x = torch.randn(config.samples, 1)
+    x = torch.randn(config.samples, 1)  # drawn on the CPU, so every device sees the same data
     y = 2 * x + 1 + 0.1 * torch.randn(config.samples, 1)
-    model = torch.nn.Linear(1, 1)
+    x, y = x.to(ctx.device), y.to(ctx.device)
+    model = torch.nn.Linear(1, 1).to(ctx.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate)
     start = 0
     state = ctx.load_checkpoint()
@@ -56,13 +57,16 @@ def run_line(config: LineConfig, ctx) -> dict:
                                  "rng": torch.get_rng_state(), "step": step + 1})
         time.sleep(config.sleep_per_step)
     slope, intercept = model.weight.item(), model.bias.item()
-    figure, axis = plt.subplots(figsize=(3, 3))
-    axis.scatter(x.numpy(), y.numpy(), s=4)
-    axis.plot([-3, 3], [-3 * slope + intercept, 3 * slope + intercept], color="red")
-    figure.savefig(ctx.figure("fit"))
-    plt.close(figure)
+    with torch.no_grad():
+        final_loss = torch.nn.functional.mse_loss(model(x), y).item()
+    if ctx.is_main_process:  # under a multi-process launch only rank 0 writes files
+        figure, axis = plt.subplots(figsize=(3, 3))
+        axis.scatter(x.cpu().numpy(), y.cpu().numpy(), s=4)
+        axis.plot([-3, 3], [-3 * slope + intercept, 3 * slope + intercept], color="red")
+        figure.savefig(ctx.figure("fit"))
+        plt.close(figure)
     return {
-        "metrics": {"slope": slope, "intercept": intercept, "final_loss": loss.item()},
+        "metrics": {"slope": slope, "intercept": intercept, "final_loss": final_loss},
         "claims": [Claim("slope is positive", 2.0, slope, slope > 0)],
         "tables": {"parameters": [{"name": "slope", "value": slope}, {"name": "intercept", "value": intercept}]},
     }

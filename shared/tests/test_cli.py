@@ -161,3 +161,23 @@ def test_doctor_reports_this_machine_truthfully(demo_env, capsys):
     assert "selected (--device auto)" in out and "cpu" in out
     assert "offline (HF_HUB_OFFLINE=1)" in out
     assert "demo" in out
+
+
+@pytest.mark.gpu
+def test_auto_runs_on_the_gpu_without_code_changes(demo_env, tmp_path):
+    import torch
+
+    assert main(["run", "demo:line", "--scale", "smoke", "--out", str(tmp_path)]) == 0
+    device = yaml.safe_load((tmp_path / "demo" / "line" / "smoke-seed0" / "config.yaml").read_text())["device"]
+    assert device["device"].startswith("cuda")
+    assert device["dtype"] == ("bfloat16" if torch.cuda.is_bf16_supported() else "float32")
+
+
+def test_non_zero_ranks_of_a_multi_process_launch_write_nothing(demo_env, tmp_path, monkeypatch):
+    args = ["run", "demo:line", "--scale", "smoke", "--out", str(tmp_path)]
+    assert main(args) == 0  # rank 0 (no RANK set): creates and completes the run
+    run = tmp_path / "demo" / "line" / "smoke-seed0"
+    before = {path: path.stat().st_mtime_ns for path in run.rglob("*")}
+    monkeypatch.setenv("RANK", "1")
+    assert main(args) == 0  # rank 1 of the same launch: no "exists already", no file touched
+    assert {path: path.stat().st_mtime_ns for path in run.rglob("*")} == before

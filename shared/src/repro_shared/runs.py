@@ -101,6 +101,8 @@ class RunContext:
         self.scale = options.scale
         self.data_dir = options.data_dir
         self.log = get_logger("repro.run")
+        # Under `accelerate launch`/torchrun every process runs the experiment; only rank 0 writes the run's files.
+        self.is_main_process = int(os.environ.get("RANK", "0")) == 0
         self._metrics: MetricsLogger | None = None
 
     @property
@@ -110,7 +112,7 @@ class RunContext:
         return self.run_dir.path
 
     def artifact(self, relative: str) -> Path:
-        """A path inside the run directory for an artefact (parent folders are created)."""
+        """A path inside the run directory for an artefact (parent folders are created); write it on rank 0 only."""
         target = self.path / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
@@ -120,6 +122,8 @@ class RunContext:
         return self.artifact(f"figures/{name if name.endswith('.png') else name + '.png'}")
 
     def log_metrics(self, step: int | None = None, **metrics: Any) -> None:
+        if not self.is_main_process:
+            return
         if self._metrics is None:
             self._metrics = MetricsLogger(self.run_dir.metrics_path)
         self._metrics.log(step=step, **metrics)
@@ -129,6 +133,8 @@ class RunContext:
 
     def save_checkpoint(self, state: Mapping[str, Any]) -> None:
         """Atomically save ``state``; ``load_checkpoint`` after ``--resume`` returns it (and rewinds the metrics)."""
+        if not self.is_main_process:
+            return
         offset = self._metrics.size() if self._metrics else (
             self.run_dir.metrics_path.stat().st_size if self.run_dir.metrics_path.exists() else 0)
         io.atomic_torch_save({"state": dict(state), "metrics_offset": offset, "saved": time.time()},
@@ -142,7 +148,7 @@ class RunContext:
         if not path.exists():
             return None
         payload = torch.load(path, map_location="cpu", weights_only=False)
-        if self.run_dir.metrics_path.exists():
+        if self.is_main_process and self.run_dir.metrics_path.exists():
             with open(self.run_dir.metrics_path, "r+b") as handle:
                 handle.truncate(payload["metrics_offset"])
         log.info("resuming from checkpoint %s", path)
@@ -173,6 +179,8 @@ def execute(experiment: Experiment, config: Any, options: RunOptions) -> RunDir:
     ctx = prepare_context(options)
     if experiment.preflight is not None:
         experiment.preflight(config, ctx)
+    if not ctx.is_main_process:
+        return _run_as_worker(experiment, config, options, ctx)
     run_dir = _open_run_dir(experiment, config, options, DeviceInfo.describe(ctx.device, ctx.dtype))
     if run_dir.is_complete():
         log.info("%s is complete already: %s", experiment.id, run_dir.path)
@@ -195,6 +203,13 @@ def execute(experiment: Experiment, config: Any, options: RunOptions) -> RunDir:
         run_dir.set_status("complete")
         log.info("done: %s", run_dir.results_path)
     return run_dir
+
+
+def _run_as_worker(experiment: Experiment, config: Any, options: RunOptions, ctx: RunContext) -> RunDir:
+    """A non-zero rank of a multi-process launch: compute alongside rank 0, write nothing."""
+    ctx.run_dir = RunDir.for_experiment(options.out, experiment, options.run_name())
+    experiment.run(config, ctx)
+    return ctx.run_dir
 
 
 def _open_run_dir(experiment: Experiment, config: Any, options: RunOptions, device_info: Any) -> RunDir:
