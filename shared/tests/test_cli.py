@@ -119,21 +119,19 @@ def test_missing_data_names_where_it_looked(demo_env, tmp_path, capsys):
     assert json.loads(results.read_text())["metrics"] == {"rows": 3}
 
 
-def test_run_all_and_root_report(demo_env, tmp_path, capsys):
+def test_run_all_and_root_report(demo_env, tmp_path, monkeypatch):
     data = tmp_path / "data" / "demo-set"
     data.mkdir(parents=True)
     (data / "rows.txt").write_text("x")
-    demo_env_data = {"REPRO_DATA_DIR": str(tmp_path / "data")}
-    import os
-
-    os.environ.update(demo_env_data)
-    try:
-        assert main(["run", "--all", "--scale", "smoke", "--out", str(tmp_path / "runs")]) == 0
-    finally:
-        del os.environ["REPRO_DATA_DIR"]
-    report = (tmp_path / "runs" / "report.md").read_text()
+    monkeypatch.setenv("REPRO_DATA_DIR", "")  # restored after the test: --data-dir sets it for library code
+    runs = tmp_path / "runs"
+    assert main(["run", "--all", "--scale", "smoke", "--out", str(runs), "--data-dir", str(tmp_path / "data")]) == 0
+    report = (runs / "report.md").read_text()
     assert "demo:line" in report and "demo:needs-data" in report
-    assert main(["report", str(tmp_path / "runs")]) == 0
+    assert "slope is positive" in report and "1 of 1 claims hold their direction" in report
+    assert main(["run", "--all", "--scale", "smoke", "--out", str(runs)]) == 1  # complete runs are not redone...
+    assert main(["run", "--all", "--scale", "smoke", "--out", str(runs), "--resume"]) == 0  # ...unless resumed
+    assert main(["report", str(runs)]) == 0
 
 
 def test_grid_through_submitit_local_executor(demo_env, run_cli, tmp_path):

@@ -171,6 +171,10 @@ def _run(args: argparse.Namespace) -> int:
 
     preset = _preset(args)
     spec = args.experiment or preset.get("experiment")
+    if args.data_dir is not None:
+        if not args.data_dir.is_dir():
+            raise ReproError(f"--data-dir {args.data_dir}: no such directory")
+        os.environ["REPRO_DATA_DIR"] = str(args.data_dir.resolve())  # so that library code resolves data there too
     if args.all:
         if spec or args.assignments or args.grid or args.config:
             raise ReproError("--all runs every experiment with its own defaults",
@@ -178,10 +182,6 @@ def _run(args: argparse.Namespace) -> int:
         return _run_all(args)
     if not spec:
         raise ReproError("no experiment given", "name one (see repro list), or pass --all")
-    if args.data_dir is not None:
-        if not args.data_dir.is_dir():
-            raise ReproError(f"--data-dir {args.data_dir}: no such directory")
-        os.environ["REPRO_DATA_DIR"] = str(args.data_dir.resolve())  # so that library code resolves data there too
     experiment = find_experiment(spec)
     options = _options(args, preset)
     planned = plan_grid(experiment, options, parse_grid(args.grid))
