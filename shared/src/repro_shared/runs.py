@@ -177,6 +177,8 @@ def execute(experiment: Experiment, config: Any, options: RunOptions) -> RunDir:
     from .device import DeviceInfo
 
     ctx = prepare_context(options)
+    if options.scale == "paper" and ctx.device.type == "cpu":
+        log.warning("%s at paper scale on the CPU: this is sized for a GPU and may take days", experiment.id)
     if experiment.preflight is not None:
         experiment.preflight(config, ctx)
     if not ctx.is_main_process:
