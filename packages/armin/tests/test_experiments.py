@@ -1,0 +1,107 @@
+import json
+
+import pytest
+from armin import training
+from armin.experiments import experiments
+from repro_shared.cli import main
+
+TIMING = ("seconds_per_iteration", "ms_per_time_step", "sequences_per_s")
+
+
+def _run(tmp_path, experiment: str, *extra: str) -> int:
+    return main(["run", f"armin:{experiment}", "--scale", "smoke", "--device", "cpu", "--threads", "1",
+                 "--out", str(tmp_path), *extra])
+
+
+def _results(tmp_path, experiment: str, name: str) -> dict:
+    return json.loads((tmp_path / "armin" / experiment / name / "results.json").read_text())
+
+
+def _untimed(metrics: dict) -> dict:
+    return {key: value for key, value in metrics.items() if not key.endswith(TIMING)}
+
+
+def test_every_experiment_has_three_scales_with_valid_configs():
+    names = {experiment.name for experiment in experiments()}
+    assert names == {"copy", "repeat", "recall", "sort", "pixel-seq", "pixel-perm", "charlm", "efficiency"}
+
+
+@pytest.mark.parametrize("experiment", ["copy", "repeat", "recall", "sort", "pixel-perm", "charlm", "efficiency"])
+def test_smoke_run_writes_results_with_claims(tmp_path, experiment):
+    assert _run(tmp_path, experiment) == 0
+    results = _results(tmp_path, experiment, "smoke-seed0")
+    assert results["claims"] and results["metrics"]
+    assert (tmp_path / "armin" / experiment / "smoke-seed0" / "figures").is_dir()
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    assert _run(tmp_path, "copy", "--name", "a") == 0
+    assert _run(tmp_path, "copy", "--name", "b") == 0
+    first, second = _results(tmp_path, "copy", "a"), _results(tmp_path, "copy", "b")
+    assert _untimed(first["metrics"]) == _untimed(second["metrics"])
+    assert first["histories"] == second["histories"]
+    assert _run(tmp_path, "copy", "--name", "c", "--seed", "1") == 0
+    assert _results(tmp_path, "copy", "c")["histories"] != first["histories"]
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    settings = ["--set", "train.iterations=6", "--set", "models=[armin,lstm,ntm]"]
+    assert _run(tmp_path, "copy", "--name", "whole", *settings) == 0
+    calls = {"count": 0}
+    original = training.AlgorithmicRunner.train_loss
+
+    def interrupt_mid_second_model(self, *args, **kwargs):
+        calls["count"] += 1
+        if calls["count"] == 6 + 4:  # lstm has checkpointed after step 2 and is at its step 4
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(training.AlgorithmicRunner, "train_loss", interrupt_mid_second_model)
+    assert _run(tmp_path, "copy", "--name", "cut", *settings) == 130
+    monkeypatch.setattr(training.AlgorithmicRunner, "train_loss", original)
+    assert not (tmp_path / "armin" / "copy" / "cut" / "results.json").exists()
+    assert _run(tmp_path, "copy", "--name", "cut", "--resume", *settings) == 0
+    whole, resumed = _results(tmp_path, "copy", "whole"), _results(tmp_path, "copy", "cut")
+    assert _untimed(whole["metrics"]) == _untimed(resumed["metrics"])
+    assert whole["histories"] == resumed["histories"]
+    metrics = [(tmp_path / "armin" / "copy" / name / "metrics.jsonl").read_text().splitlines() for name in
+               ("whole", "cut")]
+    strip = lambda lines: [{k: v for k, v in json.loads(line).items() if k not in ("time", "t")} for line in lines]  # noqa: E731
+    assert strip(metrics[0]) == strip(metrics[1])
+
+
+@pytest.mark.parametrize("setting", ["sizes.armin_width=64", "sizes.armin_slots=0", "task.name=reverse",
+                                     "models=[armin,gru]"])
+def test_bad_configs_fail_before_running(tmp_path, setting, capsys):
+    assert _run(tmp_path, "copy", "--set", setting) == 2
+    assert "error" in capsys.readouterr().err
+    assert not (tmp_path / "armin").exists()
+
+
+def test_tau_must_start_positive():
+    from repro_shared.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tau_start"):
+        training.TrainConfig(tau_start=0.0)
+
+
+def test_interrupted_language_model_resumes_with_its_carried_state(tmp_path, monkeypatch):
+    """The LM carries state and memory across TBPTT segments; a resume must restore that state, not restart it."""
+    settings = ["--set", "train.iterations=6", "--set", "models=[armin]"]
+    assert _run(tmp_path, "charlm", "--name", "whole", *settings) == 0
+    original = training.CharRunner.train_loss
+    calls = {"count": 0}
+
+    def interrupt(self, model, step, tau, carry):
+        calls["count"] += 1
+        if calls["count"] == 4:  # after the checkpoint at step 2, mid-pass over the corpus (carry is not None)
+            raise KeyboardInterrupt
+        return original(self, model, step, tau, carry)
+
+    monkeypatch.setattr(training.CharRunner, "train_loss", interrupt)
+    assert _run(tmp_path, "charlm", "--name", "cut", *settings) == 130
+    monkeypatch.setattr(training.CharRunner, "train_loss", original)
+    assert _run(tmp_path, "charlm", "--name", "cut", "--resume", *settings) == 0
+    whole, resumed = _results(tmp_path, "charlm", "whole"), _results(tmp_path, "charlm", "cut")
+    assert _untimed(whole["metrics"]) == _untimed(resumed["metrics"])
+    assert whole["histories"] == resumed["histories"]
