@@ -1,0 +1,116 @@
+"""The four tasks of DP-OPT (SST-2, TREC, MPQA, Disaster), loaded from local copies through ``repro_shared.data``.
+
+Files are in the formats of the paper's sources (see the data folder's README). Split rules (released code,
+``utils/data.py``): the test set is the original test/validation split; the holdout used for private selection is a
+``holdout_ratio`` fraction of the training set drawn with ``RandomState(seed)`` and removed from it. Disaster has one
+file: it is shuffled with ``RandomState(42)`` and its first 1,000 rows are the test set (the DLN loader's rule).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from repro_shared.data import DatasetSpec, locate_dataset
+from repro_shared.errors import ConfigError
+
+from .templates import TASKS
+
+REQUIRED_FILES = {
+    "sst2": ("train.tsv", "validation.jsonl"),
+    "trec": ("train.jsonl", "test.jsonl"),
+    "mpqa": ("train.jsonl", "test.jsonl"),
+    "disaster": ("disaster_eval.json",),
+}
+HUB_IDS = {"sst2": "nyu-mll/glue"}  # the others are GitHub data files; offline copies are needed
+DISASTER_TEST_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: int
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Train (for generation), holdout (for private selection, disjoint from train) and test examples of one task."""
+
+    name: str
+    train: tuple[Example, ...]
+    holdout: tuple[Example, ...]
+    test: tuple[Example, ...]
+
+
+def dataset_spec(task: str) -> DatasetSpec:
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}", f"use one of {', '.join(TASKS)}")
+    return DatasetSpec(f"dpopt/{task}", hub_id=HUB_IDS.get(task), required_files=REQUIRED_FILES[task])
+
+
+def locate_task(task: str, data_dir: str | Path | None) -> Path:
+    """The folder with the task's files (raises NotFoundError at once when absent)."""
+    return locate_dataset(dataset_spec(task), data_dir)
+
+
+def _read_jsonl(path: Path, text_key: str = "sentence") -> list[Example]:
+    with open(path, encoding="utf-8") as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    return [Example(row[text_key].strip(), int(row["label"])) for row in rows]
+
+
+def _read_sst2_tsv(path: Path) -> list[Example]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        return [Example(row["sentence"].strip(), int(row["label"])) for row in reader]
+
+
+def _read_disaster(path: Path) -> tuple[list[Example], list[Example]]:
+    rows = json.loads(path.read_text(encoding="utf-8"))
+    labels = {"Not Relevant": 0, "Relevant": 1}
+    examples = [Example(row["sentence1"].strip(), labels[row["label"]]) for row in rows if row["label"] in labels]
+    order = np.random.RandomState(42).permutation(len(examples))
+    shuffled = [examples[i] for i in order]
+    return shuffled[DISASTER_TEST_SIZE:], shuffled[:DISASTER_TEST_SIZE]
+
+
+def read_task(task: str, folder: Path) -> tuple[list[Example], list[Example]]:
+    """(train, test) examples of a task from its folder."""
+    if task == "sst2":
+        return _read_sst2_tsv(folder / "train.tsv"), _read_jsonl(folder / "validation.jsonl")
+    if task == "disaster":
+        return _read_disaster(folder / "disaster_eval.json")
+    return _read_jsonl(folder / "train.jsonl"), _read_jsonl(folder / "test.jsonl")
+
+
+def split_task(task: str, train: list[Example], test: list[Example], holdout_ratio: float, seed: int,
+               max_train: int | None = None, max_test: int | None = None) -> TaskData:
+    """Carve the holdout out of train (RandomState(seed), as the released code), then optionally subsample.
+
+    ``max_train``/``max_test`` (quick scale) keep a seeded random subset; the privacy accounting then refers to the
+    subset, which is the private dataset of that run.
+    """
+    rng = np.random.RandomState(seed)
+    holdout_index = rng.choice(len(train), int(len(train) * holdout_ratio), replace=False)
+    in_holdout = np.zeros(len(train), dtype=bool)
+    in_holdout[holdout_index] = True
+    rest = [example for example, held in zip(train, in_holdout, strict=True) if not held]
+    holdout = [train[i] for i in holdout_index]
+    if max_train is not None and max_train < len(rest):
+        rest = [rest[i] for i in sorted(rng.choice(len(rest), max_train, replace=False))]
+    if max_test is not None and max_test < len(test):
+        test = [test[i] for i in sorted(rng.choice(len(test), max_test, replace=False))]
+    return TaskData(task, tuple(rest), tuple(holdout), tuple(test))
+
+
+def load_task(task: str, data_dir: str | Path | None, holdout_ratio: float, seed: int,
+              max_train: int | None = None, max_holdout: int | None = None, max_test: int | None = None) -> TaskData:
+    """Load and split one task (see ``split_task``); ``max_holdout`` caps the holdout after the split."""
+    train, test = read_task(task, locate_task(task, data_dir))
+    data = split_task(task, train, test, holdout_ratio, seed, max_train, max_test)
+    if max_holdout is not None and max_holdout < len(data.holdout):
+        data = TaskData(task, data.train, data.holdout[:max_holdout], data.test)
+    return data

@@ -1,0 +1,105 @@
+"""Batched causal-LM forward passes that share one prompt prefix through its KV cache.
+
+Every row of a batch is the tokenisation of its own full text; the token prefix common to all rows is run once
+(batch 1), its KV cache is repeated over the batch, and the rest of each row follows, left-padded, with an
+attention mask and explicit position ids (so padding between prefix and suffix shifts no position).
+``BatchState`` keeps the cache so that a token appended to every row costs one incremental step.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Number of leading token ids shared by every row."""
+    length = min(len(row) for row in rows)
+    first = rows[0]
+    for index in range(length):
+        token = first[index]
+        if any(row[index] != token for row in rows):
+            return index
+    return length
+
+
+def _cache_keyword(model) -> str:
+    """transformers 5 renamed ``past_key_values`` to ``cache``; accept both."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _output_cache(output) -> Any:
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+@dataclass
+class BatchState:
+    """A batch after a forward pass: its KV cache, attention mask and the next position of every row."""
+
+    cache: Any
+    attention_mask: torch.Tensor
+    next_positions: torch.Tensor
+
+
+@torch.no_grad()
+def forward_with_shared_prefix(model, rows: Sequence[Sequence[int]], pad_id: int, logits_to_keep: int = 1,
+                               min_suffix: int = 1, use_prefix_cache: bool = True,
+                               keep_state: bool = False) -> tuple[torch.Tensor, BatchState | None]:
+    """Logits (B, logits_to_keep, V) of the last positions of each (left-padded) row, and optionally the state.
+
+    ``min_suffix`` leaves at least that many tokens of every row outside the shared prefix (the positions whose
+    logits are kept must be in the suffix). ``use_prefix_cache=False`` runs the full rows (the reference path).
+    """
+    device = next(model.parameters()).device
+    cache_keyword = _cache_keyword(model)
+    prefix_length = 0
+    if use_prefix_cache and len(rows) > 1:
+        shortest = min(len(row) for row in rows)
+        prefix_length = max(0, min(common_prefix_length(rows), shortest - max(min_suffix, logits_to_keep)))
+    suffixes = [list(row[prefix_length:]) for row in rows]
+    width = max(len(suffix) for suffix in suffixes)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    suffix_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, suffix in enumerate(suffixes):
+        input_ids[index, width - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
+        suffix_mask[index, width - len(suffix):] = 1
+    # positions continue the prefix and skip the padding: prefix_length + 0, 1, ... over the real tokens
+    position_ids = (prefix_length + suffix_mask.cumsum(dim=1) - 1).clamp(min=0)
+    input_ids, suffix_mask, position_ids = input_ids.to(device), suffix_mask.to(device), position_ids.to(device)
+    attention_mask = suffix_mask
+    kwargs: dict[str, Any] = {}
+    if prefix_length > 0:
+        prefix = torch.tensor([list(rows[0][:prefix_length])], dtype=torch.long, device=device)
+        cache = _output_cache(model(input_ids=prefix, use_cache=True, logits_to_keep=1))
+        cache.batch_repeat_interleave(len(rows))
+        kwargs[cache_keyword] = cache
+        attention_mask = torch.cat([torch.ones((len(rows), prefix_length), dtype=torch.long, device=device),
+                                    suffix_mask], dim=1)
+    use_cache = keep_state or prefix_length > 0
+    output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                   logits_to_keep=logits_to_keep, use_cache=use_cache, **kwargs)
+    state = None
+    if keep_state:
+        state = BatchState(_output_cache(output), attention_mask, position_ids[:, -1] + 1)
+    return output.logits, state
+
+
+@torch.no_grad()
+def append_token(model, state: BatchState, token_id: int) -> torch.Tensor:
+    """Append the same token to every row of the batch (one incremental step); last-position logits (B, V)."""
+    batch = state.attention_mask.shape[0]
+    device = state.attention_mask.device
+    input_ids = torch.full((batch, 1), token_id, dtype=torch.long, device=device)
+    state.attention_mask = torch.cat([state.attention_mask, torch.ones((batch, 1), dtype=torch.long,
+                                                                       device=device)], dim=1)
+    output = model(input_ids=input_ids, attention_mask=state.attention_mask,
+                   position_ids=state.next_positions[:, None], use_cache=True,
+                   **{_cache_keyword(model): state.cache})
+    state.cache = _output_cache(output)
+    state.next_positions = state.next_positions + 1
+    return output.logits[:, -1]

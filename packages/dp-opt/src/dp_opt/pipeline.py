@@ -1,0 +1,191 @@
+"""Algorithm 1 (DP-OPT / OPT) end to end, and the baselines of the paper's tables (0-shot, ICL, DLN-1).
+
+1. forward pass: ŷ = argmax_y p_LM(y | F(x, π0)) for the training records (computed lazily, only for the records
+   that some sample draws; the result is the same as computing all of them first);
+2. N prompts by DP-EnsGen (or OPT's non-private ensemble), all from π0, sharing one privacy budget;
+3. private selection: DP-Argmax over the prompts' correct-counts on a holdout disjoint from the training records;
+4. test accuracy of the selected prompt (on the same or another model: transfer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .accounting import LimitedDomainAccountant, selection_epsilon
+from .data import Example, TaskData
+from .generate import EnsembleSettings, EnsembleVoters, GenerationState, dp_ens_gen_step, leaks_demo, opt_ens_gen
+from .mechanisms import LimitedDomainParams, gumbel_argmax
+from .scoring import ScoringOptions, accuracy, predict
+from .templates import TaskTemplate, icl_instruction
+
+
+@dataclass(frozen=True)
+class PrivacySettings:
+    """Per-token (eps0, delta0) and the total target (eps, delta); target_delta None means 1/n (the paper)."""
+
+    eps0: float = 1.8
+    delta0: float = 5e-7
+    target_eps: float = 8.0
+    target_delta: float | None = None
+
+
+class ForwardPass:
+    """Algorithm 1, line 2: the predictions ŷ of π0 on training records, computed on demand and cached."""
+
+    def __init__(self, model, tokenizer, instruction: str, examples: Sequence[Example], label_words: Sequence[str],
+                 scoring: ScoringOptions) -> None:
+        self.model, self.tokenizer, self.instruction = model, tokenizer, instruction
+        self.examples, self.label_words, self.scoring = examples, label_words, scoring
+        self.cache: dict[int, int] = {}
+
+    def __call__(self, indices: np.ndarray) -> np.ndarray:
+        missing = sorted({int(i) for i in indices} - self.cache.keys())
+        if missing:
+            predicted = predict(self.model, self.tokenizer, self.instruction,
+                                [self.examples[i].text for i in missing], self.label_words, self.scoring)
+            self.cache.update(zip(missing, (int(p) for p in predicted), strict=True))
+        return np.array([self.cache[int(i)] for i in indices], dtype=int)
+
+
+class PromptGenerator:
+    """Algorithm 1's generation loop: N prompts by DP-EnsGen (privacy given) or OPT (privacy None), resumable.
+
+    ``step()`` makes one LimitedDomain query (DP) or one whole prompt (OPT); ``state_dict()`` after any step holds
+    the ledger, the accountant, the prompt in progress and the random states, so a resumed run repeats no query.
+    """
+
+    def __init__(self, model, tokenizer, data: TaskData, template: TaskTemplate, settings: EnsembleSettings,
+                 num_prompts: int, privacy: PrivacySettings | None, seed: int, scoring: ScoringOptions) -> None:
+        self.tokenizer, self.settings, self.num_prompts, self.privacy = tokenizer, settings, num_prompts, privacy
+        self.num_records = len(data.train)
+        self.forward_pass = ForwardPass(model, tokenizer, template.init_instruction, data.train,
+                                        template.label_words, scoring)
+        self.rng = np.random.default_rng(seed)
+        self.torch_generator = torch.Generator().manual_seed(seed)
+        self.voters = EnsembleVoters(model, tokenizer, template.init_instruction, [e.text for e in data.train],
+                                     [e.label for e in data.train], template.label_words, self.forward_pass,
+                                     settings.temperature, self.torch_generator, settings.use_prefix_cache,
+                                     settings.strip_trailing_space)
+        self.eos_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+        self.prompts: list[str] = []
+        self.stop_reasons: list[str] = []
+        self.ledger: list[dict] = []
+        self.current = GenerationState()
+        self.budget_exhausted = False
+        self.accountant = None
+        if privacy is not None:
+            self.accountant = LimitedDomainAccountant(
+                q=settings.num_voters * settings.demos_per_voter / self.num_records, eps0=privacy.eps0,
+                delta0=privacy.delta0, target_eps=privacy.target_eps, target_delta=self.target_delta)
+            self.ld_params = LimitedDomainParams(privacy.eps0, privacy.delta0, len(tokenizer), settings.k_bar)
+
+    @property
+    def target_delta(self) -> float:
+        assert self.privacy is not None
+        return self.privacy.target_delta if self.privacy.target_delta is not None else 1.0 / self.num_records
+
+    def done(self) -> bool:
+        return len(self.prompts) >= self.num_prompts or self.budget_exhausted
+
+    def step(self) -> list[dict]:
+        """Advance by one query (DP) or one prompt (OPT); returns the new ledger entries."""
+        if self.privacy is None:
+            return self._opt_prompt()
+        entry = dp_ens_gen_step(self.voters, self.current, self.accountant, self.settings, self.ld_params,
+                                self.num_records, self.rng, self.eos_ids)
+        entries = []
+        if entry is not None:
+            entry = {"prompt": len(self.prompts), **entry}
+            self.ledger.append(entry)
+            entries.append(entry)
+        if self.current.stop_reason is not None:
+            # a budget stop ends every prompt; the partial prompt is kept (released code)
+            self.budget_exhausted = self.current.stop_reason == "budget"
+            self._finish(self.current.tokens, self.current.stop_reason)
+            self.current = GenerationState()
+        return entries
+
+    def _opt_prompt(self) -> list[dict]:
+        tokens, demos = opt_ens_gen(self.voters, self.settings, self.num_records, self.rng, self.eos_ids)
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        leaked = leaks_demo(text, [self.voters.texts[i] for i in demos])
+        self._finish(tokens, "leak" if leaked else "done")
+        return []
+
+    def _finish(self, tokens: list[int], reason: str) -> None:
+        self.prompts.append(self.tokenizer.decode(tokens, skip_special_tokens=True).strip())
+        self.stop_reasons.append(reason)
+
+    def candidate_prompts(self) -> list[str]:
+        """The prompts to select from: DP keeps all; OPT drops leaking prompts and duplicates (released code)."""
+        if self.privacy is not None:
+            return list(self.prompts)
+        kept = [p for p, reason in zip(self.prompts, self.stop_reasons, strict=True) if reason != "leak"]
+        return list(dict.fromkeys(kept))
+
+    def privacy_spent(self) -> tuple[float, float]:
+        return self.accountant.privacy() if self.accountant is not None else (float("inf"), 1.0)
+
+    def state_dict(self) -> dict:
+        return {"prompts": self.prompts, "stop_reasons": self.stop_reasons, "ledger": self.ledger,
+                "current": vars(self.current).copy(), "budget_exhausted": self.budget_exhausted,
+                "queries": self.accountant.queries if self.accountant is not None else 0,
+                "rng": self.rng.bit_generator.state, "torch_rng": self.torch_generator.get_state(),
+                "forward_cache": dict(self.forward_pass.cache)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.prompts, self.stop_reasons = list(state["prompts"]), list(state["stop_reasons"])
+        self.ledger = list(state["ledger"])
+        self.current = GenerationState(**state["current"])
+        self.budget_exhausted = state["budget_exhausted"]
+        if self.accountant is not None:
+            self.accountant.queries = state["queries"]
+        self.rng.bit_generator.state = state["rng"]
+        self.torch_generator.set_state(state["torch_rng"])
+        self.forward_pass.cache = dict(state["forward_cache"])
+
+
+@dataclass(frozen=True)
+class Selection:
+    index: int
+    holdout_accuracies: list[float]
+    selection_eps: float
+
+
+def select_prompt(model, tokenizer, prompts: Sequence[str], holdout: Sequence[Example], label_words: Sequence[str],
+                  eps: float | None, rng: np.random.Generator, scoring: ScoringOptions) -> Selection:
+    """Algorithm 1, last step: DP-Argmax^eps of correct-counts on the holdout (eps None: non-private argmax)."""
+    counts, accuracies = [], []
+    for prompt in prompts:
+        acc, correct = accuracy(model, tokenizer, prompt, holdout, label_words, scoring)
+        accuracies.append(acc)
+        counts.append(correct)
+    if eps is None:
+        return Selection(int(np.argmax(counts)), accuracies, float("inf"))
+    return Selection(gumbel_argmax(np.array(counts, dtype=float), eps, rng), accuracies, selection_epsilon(eps))
+
+
+def icl_demos(train: Sequence[Example], label_words: Sequence[str], num_demos: int,
+              rng: np.random.Generator) -> list[tuple[str, str]]:
+    """Balanced ICL demos (eval_opt.py --balance_demos): num_demos // classes per class, else one per random class.
+
+    So "5-shot" gives 4 demos on binary tasks (2 + 2) and 5 demos from 5 random classes on TREC, as in the code.
+    """
+    by_class = {c: [i for i, e in enumerate(train) if e.label == c] for c in range(len(label_words))}
+    per_class = num_demos // len(label_words)
+    if per_class >= 1:
+        chosen = [i for c in by_class for i in rng.choice(by_class[c], per_class, replace=False)]
+    else:
+        classes = rng.choice(len(label_words), num_demos, replace=False)
+        chosen = [int(rng.choice(by_class[int(c)])) for c in classes]
+    chosen = [chosen[i] for i in rng.permutation(len(chosen))]
+    return [(train[i].text, label_words[train[i].label]) for i in chosen]
+
+
+def icl_prompt(train: Sequence[Example], label_words: Sequence[str], num_demos: int, rng: np.random.Generator) -> str:
+    """The ICL baseline's instruction (non-private: it contains training records)."""
+    return icl_instruction(icl_demos(train, label_words, num_demos, rng))

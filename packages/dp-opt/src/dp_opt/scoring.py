@@ -1,0 +1,82 @@
+"""Label scoring of the forward template F(x, π) (released code ``utils/evaluate.py``).
+
+The score of a label word is the mean log-probability of its tokens after ``F(x, π, '')`` (which ends in "Output:");
+the prediction is the argmax over label words. Each candidate uses its own label-token count; the released code's
+batch-wide count (padded candidate length minus padded context length) is available as ``batch_wide_label_length``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .lm import forward_with_shared_prefix
+from .templates import fill_eval_template
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    batch_size: int = 16
+    item_names: bool = True  # False: DLN-1's template without "Instruction:"/"Input:"
+    batch_wide_label_length: bool = False  # the released code's quirk (differs when label words differ in length)
+    use_prefix_cache: bool = True
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def label_log_probs(model, tokenizer, prompt: str, texts: Sequence[str], label_words: Sequence[str],
+                    options: ScoringOptions = ScoringOptions()) -> np.ndarray:
+    """(len(texts), len(label_words)) mean token log-probabilities of each label word after F(x, π)."""
+    rows, label_lengths, context_lengths = [], [], []
+    for text in texts:
+        context = encode(tokenizer, fill_eval_template(prompt, text, "", options.item_names).rstrip())
+        for word in label_words:
+            candidate = encode(tokenizer, fill_eval_template(prompt, text, word, options.item_names))
+            rows.append(candidate)
+            context_lengths.append(len(context))
+            label_lengths.append(len(candidate) - len(context))
+    if min(label_lengths) < 1:
+        raise ValueError("a label word tokenises to nothing after the template")
+    scores = np.zeros(len(rows))
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    for start in range(0, len(rows), options.batch_size):
+        batch = slice(start, start + options.batch_size)
+        scores[batch] = _score_batch(model, rows[batch], label_lengths[batch], context_lengths[batch], pad_id,
+                                     options)
+    return scores.reshape(len(texts), len(label_words))
+
+
+def _score_batch(model, rows, label_lengths, context_lengths, pad_id, options: ScoringOptions) -> np.ndarray:
+    if options.batch_wide_label_length:
+        wide = max(len(row) for row in rows) - max(context_lengths)
+        label_lengths = [max(1, min(wide, len(row) - 1)) for row in rows]
+    keep = max(label_lengths) + 1
+    logits, _ = forward_with_shared_prefix(model, rows, pad_id, logits_to_keep=keep, min_suffix=keep,
+                                        use_prefix_cache=options.use_prefix_cache)
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    scores = []
+    for index, (row, length) in enumerate(zip(rows, label_lengths, strict=True)):
+        targets = torch.tensor(row[-length:], device=log_probs.device)
+        # logits at column c predict the token at column c + 1; rows end at the last column (left padding)
+        predicting = log_probs[index, keep - 1 - length: keep - 1]
+        scores.append(predicting.gather(1, targets[:, None]).mean().item())
+    return np.array(scores)
+
+
+def predict(model, tokenizer, prompt: str, texts: Sequence[str], label_words: Sequence[str],
+            options: ScoringOptions = ScoringOptions()) -> np.ndarray:
+    """Predicted class index of each text under prompt π (argmax of the label scores)."""
+    return label_log_probs(model, tokenizer, prompt, texts, label_words, options).argmax(axis=1)
+
+
+def accuracy(model, tokenizer, prompt: str, examples, label_words: Sequence[str],
+             options: ScoringOptions = ScoringOptions()) -> tuple[float, int]:
+    """(accuracy, number correct) of prompt π on examples (objects with .text and .label)."""
+    predictions = predict(model, tokenizer, prompt, [e.text for e in examples], label_words, options)
+    correct = int(sum(int(p == e.label) for p, e in zip(predictions, examples, strict=True)))
+    return correct / max(1, len(examples)), correct

@@ -1,0 +1,69 @@
+"""The registered experiments: smoke runs end to end, bad input fails before any model is loaded."""
+
+import json
+from dataclasses import replace
+
+import pytest
+from dp_opt import experiments as dp_experiments
+from dp_opt.experiments import SMOKE, DPOptConfig, check_inputs
+from dp_opt.templates import TaskTemplate
+from repro_shared.errors import ConfigError
+from repro_shared.experiments import find_experiment
+from repro_shared.runs import RunOptions, execute, prepare_context
+
+
+def run_smoke(name, tmp_path, data_dir, **overrides):
+    experiment = find_experiment(f"dp-opt:{name}")
+    config = replace(experiment.config("smoke"), max_train=150, **overrides)
+    options = RunOptions(scale="smoke", device="cpu", out=tmp_path / "runs", data_dir=data_dir)
+    return execute(experiment, config, options)
+
+
+def test_main_table_smoke_run_records_results_and_ledger(tmp_path, data_dir):
+    run_dir = run_smoke("main-table", tmp_path, data_dir)
+    results = json.loads((run_dir.path / "results.json").read_text())
+    methods = {row["method"] for row in results["tables"]["accuracy"]}
+    assert methods == {"0-shot", "icl", "opt", "dp-opt"}
+    ledger = [json.loads(line) for line in (run_dir.path / "privacy_ledger_dp-opt.jsonl").read_text().splitlines()]
+    assert ledger and all(entry["eps"] <= SMOKE.target_eps for entry in ledger)
+    assert [e["query"] for e in ledger] == list(range(1, len(ledger) + 1))
+    assert results["metrics"]["eps_spent"] <= SMOKE.target_eps
+    prompts = json.loads((run_dir.path / "prompts.json").read_text())
+    assert prompts["0-shot"]["selected"] == "Classify the input text as positive or negative."
+
+
+def test_transfer_smoke_run_evaluates_a_second_model(tmp_path, data_dir):
+    run_dir = run_smoke("transfer", tmp_path, data_dir)
+    rows = json.loads((run_dir.path / "results.json").read_text())["tables"]["accuracy"]
+    assert {row["model"] for row in rows} == {"tiny-random", "tiny-random:1"}
+
+
+@pytest.mark.parametrize("overrides", [
+    {"task": "imdb"}, {"eps0": 0.0}, {"target_eps": -1.0}, {"delta0": 1.5}, {"target_delta": 0.0},
+    {"methods": ("dln-2",)}, {"num_voters": 0},
+])
+def test_bad_settings_raise_config_error(overrides):
+    with pytest.raises(ConfigError):
+        DPOptConfig(**overrides)
+
+
+def preflight(config, data_dir):
+    ctx = prepare_context(RunOptions(scale="smoke", device="cpu", data_dir=data_dir))
+    check_inputs(config, ctx)
+
+
+def test_too_many_demos_fail_before_loading_a_model(data_dir, monkeypatch):
+    monkeypatch.setattr(dp_experiments, "run_dp_opt", None)  # nothing may get as far as running
+    with pytest.raises(ConfigError, match="exceeds"):
+        preflight(replace(SMOKE, num_voters=100, demos_per_voter=5), data_dir)
+
+
+def test_label_word_that_tokenises_to_nothing(data_dir, monkeypatch):
+    monkeypatch.setitem(dp_experiments.TASKS, "sst2", TaskTemplate("Classify.", ("", "positive")))
+    with pytest.raises(ConfigError, match="tokenises to nothing"):
+        preflight(SMOKE, data_dir)
+
+
+def test_missing_data_fails_at_once(tmp_path):
+    with pytest.raises(Exception, match="dpopt/sst2"):
+        preflight(SMOKE, tmp_path)

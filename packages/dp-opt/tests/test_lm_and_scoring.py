@@ -1,0 +1,73 @@
+"""Batched, prefix-cached forward passes and label scoring against one-row-at-a-time computations."""
+
+import numpy as np
+import pytest
+import torch
+from dp_opt.lm import append_token, common_prefix_length, forward_with_shared_prefix
+from dp_opt.scoring import ScoringOptions, encode, label_log_probs
+from dp_opt.templates import fill_eval_template
+
+
+def single_row_logits(model, row):
+    with torch.no_grad():
+        return model(torch.tensor([row])).logits[0]
+
+
+def test_common_prefix_length():
+    assert common_prefix_length([[1, 2, 3], [1, 2, 4], [1, 2]]) == 2
+    assert common_prefix_length([[5], [6]]) == 0
+
+
+def test_prefix_cached_batch_equals_unbatched_rows(tiny_lm):
+    model, tokenizer = tiny_lm
+    texts = ["Instruction: classify.\n\nInput: a", "Instruction: classify.\n\nInput: longer text here",
+             "Instruction: classify.\n\nInput: b c"]
+    rows = [encode(tokenizer, t) for t in texts]
+    assert common_prefix_length(rows) > 3
+    logits, _ = forward_with_shared_prefix(model, rows, tokenizer.pad_token_id, logits_to_keep=2)
+    for index, row in enumerate(rows):
+        torch.testing.assert_close(logits[index], single_row_logits(model, row)[-2:], atol=1e-4, rtol=1e-4)
+
+
+def test_append_token_equals_recomputing(tiny_lm):
+    model, tokenizer = tiny_lm
+    rows = [encode(tokenizer, "Improved Instruction: a"), encode(tokenizer, "Improved Instruction: bbb cc")]
+    _, state = forward_with_shared_prefix(model, rows, tokenizer.pad_token_id, keep_state=True)
+    token = 42
+    logits = append_token(model, state, token)
+    logits = append_token(model, state, token + 1)
+    for index, row in enumerate(rows):
+        expected = single_row_logits(model, [*row, token, token + 1])[-1]
+        torch.testing.assert_close(logits[index], expected, atol=1e-4, rtol=1e-4)
+
+
+def hand_score(model, tokenizer, prompt, text, word):
+    """Mean log-probability of the label word's tokens after F(x, π), one sequence, no batching."""
+    context = encode(tokenizer, fill_eval_template(prompt, text, "").rstrip())
+    candidate = encode(tokenizer, fill_eval_template(prompt, text, word))
+    log_probs = torch.log_softmax(single_row_logits(model, candidate), dim=-1)
+    positions = range(len(context), len(candidate))
+    return float(np.mean([log_probs[p - 1, candidate[p]].item() for p in positions]))
+
+
+@pytest.mark.parametrize("use_prefix_cache", [True, False])
+def test_scores_equal_the_hand_computation(tiny_lm, use_prefix_cache):
+    model, tokenizer = tiny_lm
+    prompt, texts, words = "Classify the input text.", ["a fine film", "dull"], ["no", "description"]
+    scores = label_log_probs(model, tokenizer, prompt, texts, words,
+                             ScoringOptions(batch_size=3, use_prefix_cache=use_prefix_cache))
+    for i, text in enumerate(texts):
+        for j, word in enumerate(words):
+            assert scores[i, j] == pytest.approx(hand_score(model, tokenizer, prompt, text, word), abs=1e-4)
+
+
+def test_batch_wide_label_length_is_the_released_quirk(tiny_lm):
+    model, tokenizer = tiny_lm
+    words = ["no", "zqxjvkw"]  # an unseen word: many byte tokens
+    lengths = [len(encode(tokenizer, "Output: " + w)) - len(encode(tokenizer, "Output:")) for w in words]
+    assert lengths[0] != lengths[1]  # otherwise the quirk is invisible
+    own = label_log_probs(model, tokenizer, "P", ["x"], words, ScoringOptions(batch_size=2))
+    quirk = label_log_probs(model, tokenizer, "P", ["x"], words,
+                            ScoringOptions(batch_size=2, batch_wide_label_length=True))
+    assert own[0, 1] == pytest.approx(quirk[0, 1], abs=1e-5)  # the longest label: same count
+    assert own[0, 0] != pytest.approx(quirk[0, 0], abs=1e-5)  # the shorter one averages over extra tokens
