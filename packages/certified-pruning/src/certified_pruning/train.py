@@ -1,0 +1,268 @@
+"""Training modes of the paper: natural, FGSM + GradAlign adversarial training, CROWN-IBP certified training,
+with the ε schedule of the released code and the NRS / RS ReLU-stability regularisers.
+
+Sources (notes §2.3–2.5, §2.8): `fgsm_train.py`, `grad_align.py`, `lirpa_train.py`, `bound_prop.py`,
+`auto_LiRPA/eps_scheduler.py` (SmoothedScheduler).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from repro_shared.errors import ConfigError
+from torch import nn
+
+from certified_pruning.bounds import LinfBall, bounded_module, margin_spec
+
+MODES = ("natural", "fgsm", "crown-ibp")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run (one pruning round). Defaults: the released FGSM config, scaled in epochs."""
+
+    mode: str = "fgsm"
+    eps: float = 0.1
+    epochs: int = 20
+    batch_size: int = 64
+    learning_rate: float = 0.01  # SGD for natural/fgsm (paper 0.01), Adam for crown-ibp (paper 1e-3)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_milestones: tuple[float, ...] = (0.7, 0.85)  # fractions of the epochs (paper: 140/200, 170/200)
+    grad_clip: float = 8.0
+    grad_align_lambda: float = 0.2
+    schedule_start: int = 2  # first epoch (1-based) with ε > 0 (paper: 11 of 200)
+    schedule_length: int = 8  # epochs to ramp ε to its maximum (paper: 81 of 200)
+    schedule_mid: float = 0.4
+    nrs_weight: float = 0.0  # 0 disables; paper: 0.01 (FGSM), 0.001 (CROWN-IBP)
+    gamma_pow: float = 2.0  # NRS exponent of γ; 0 gives the plain RS loss of Xiao et al. 2019
+    seed: int = 100
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode={self.mode!r}: choose one of {MODES}")
+        if self.mode != "natural" and not self.eps > 0:
+            raise ConfigError(f"eps={self.eps}: the perturbation radius must be positive")
+        if self.epochs < 1 or self.batch_size < 1 or self.schedule_start < 1 or self.schedule_length < 1:
+            raise ConfigError(f"{self}: epochs, batch_size and the schedule must be positive")
+
+
+def smoothed_eps(step: int, steps_per_epoch: int, eps_max: float, start: int, length: int, mid: float = 0.4,
+                 beta: float = 4.0) -> float:
+    """SmoothedScheduler (auto_LiRPA eps_scheduler.py:159-219): 0, then α·t^β, then linear up to ε_max.
+
+    Batch-level: init = (start−1)·E, final = (start+length−1)·E, mid_step = init + ⌊mid·(final−init)⌋;
+    α is chosen so the polynomial and the linear part meet with equal slope at mid_step.
+    """
+    init_step = (start - 1) * steps_per_epoch
+    final_step = (start + length - 1) * steps_per_epoch
+    mid_step = init_step + int(mid * (final_step - init_step))
+    if step <= init_step:
+        return 0.0
+    if step >= final_step:
+        return eps_max
+    t = mid_step - init_step
+    alpha = eps_max / ((final_step - mid_step) * beta * t ** (beta - 1) + t**beta)
+    mid_eps = alpha * t**beta
+    if step <= mid_step:
+        return alpha * (step - init_step) ** beta
+    return mid_eps + (eps_max - mid_eps) * (step - mid_step) / (final_step - mid_step)
+
+
+def _input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, create_graph: bool) -> torch.Tensor:
+    x = x if x.requires_grad else x.clone().requires_grad_(True)
+    loss = F.cross_entropy(model(x), y)
+    (gradient,) = torch.autograd.grad(loss, x, create_graph=create_graph)
+    return gradient
+
+
+def fgsm_gradalign_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float,
+                        grad_align_lambda: float) -> torch.Tensor:
+    """FGSM training loss with GradAlign (Andriushchenko & Flammarion 2020), as intended by `grad_align.py:14-48`.
+
+    δ = clip(1.25·ε·sign(∇_x CE(x)), −ε, ε) from a zero start (= ε·sign), kept in [0, 1]; loss =
+    CE(f(x+δ)) + λ·(1 − cos(∇ at x, ∇ at a uniform point of the ball)). The released code's ≈2x bug is not reproduced.
+    """
+    if eps <= 0:
+        return F.cross_entropy(model(x), y)
+    gradient = _input_gradient(model, x, y, create_graph=False)
+    delta = (1.25 * eps * gradient.sign()).clamp(-eps, eps)
+    adversarial = (x + delta).clamp(0, 1).detach()
+    loss = F.cross_entropy(model(adversarial), y)
+    if grad_align_lambda > 0:
+        first = _input_gradient(model, x.clone().requires_grad_(True), y, create_graph=True).flatten(1)
+        random_point = (x + eps * (2 * torch.rand_like(x) - 1)).clamp(0, 1).requires_grad_(True)
+        second = _input_gradient(model, random_point, y, create_graph=True).flatten(1)
+        nonzero = (first.norm(dim=1) > 0) & (second.norm(dim=1) > 0)
+        if nonzero.any():
+            cosine = F.cosine_similarity(first[nonzero], second[nonzero], dim=1)
+            loss = loss + grad_align_lambda * (1 - cosine.mean())
+    return loss
+
+
+def interval_relu_inputs(model: nn.Sequential, x: torch.Tensor, eps: float) -> list[tuple]:
+    """IBP through a Sequential with BN in inference form: (lower, upper, BN module or None) of every ReLU input.
+
+    As `bound_prop.py:11-49`: interval arithmetic per layer; the BN uses running statistics.
+    """
+    lower, upper = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
+    records, previous = [], None
+    for module in model:
+        if isinstance(module, nn.ReLU):
+            records.append((lower, upper, previous if isinstance(previous, nn.BatchNorm2d) else None))
+            lower, upper = lower.clamp(min=0), upper.clamp(min=0)
+        elif isinstance(module, nn.Flatten):
+            lower, upper = module(lower), module(upper)
+        elif isinstance(module, nn.Conv2d | nn.Linear):
+            center, radius = (upper + lower) / 2, (upper - lower) / 2
+            weight = module.weight
+            if isinstance(module, nn.Conv2d):
+                mid = module(center)
+                spread = F.conv2d(radius, weight.abs(), None, module.stride, module.padding)
+            else:
+                mid, spread = module(center), radius @ weight.abs().T
+            lower, upper = mid - spread, mid + spread
+        elif isinstance(module, nn.BatchNorm2d):
+            scale = (module.weight / (module.running_var + module.eps).sqrt()).view(1, -1, 1, 1)
+            shift = module.bias.view(1, -1, 1, 1) - module.running_mean.view(1, -1, 1, 1) * scale
+            lower, upper = torch.minimum(lower * scale, upper * scale) + shift, torch.maximum(
+                lower * scale, upper * scale) + shift
+        else:
+            raise ConfigError(f"layer type {type(module).__name__} is not supported by the NRS interval pass")
+        previous = module
+    return records
+
+
+def nrs_loss(model: nn.Sequential, x: torch.Tensor, eps: float, gamma_pow: float = 2.0,
+             delta: float = 1e-20) -> torch.Tensor:
+    """NRS regulariser (notes §2.8, FGSM path `bound_prop.py:51-106`): Σ −tanh(1 + l·u/(γ_c^p + δ)) / #elements.
+
+    l, u: IBP bounds of each ReLU input over the full-ε ball; γ_c: the BN scale of the channel (detached), used only
+    for ReLUs fed by a BN; ReLUs after a Linear use −tanh(1 + l·u). gamma_pow = 0 gives the RS loss.
+    """
+    total, count = x.new_zeros(()), 0
+    for lower, upper, batch_norm in interval_relu_inputs(model, x, eps):
+        product = lower * upper
+        if batch_norm is not None:
+            gamma = batch_norm.weight.detach().abs().view(1, -1, 1, 1) if gamma_pow else torch.ones(1)
+            product = product / (gamma**gamma_pow + delta)
+        total = total - torch.tanh(1 + product).sum()
+        count += product.numel()
+    return total / count
+
+
+def crown_ibp_loss(bounded, x: torch.Tensor, y: torch.Tensor, eps: float, eps_max: float,
+                   num_classes: int) -> torch.Tensor:
+    """CROWN-IBP robust loss (`lirpa_train.py:117-127`, no loss fusion): lb = κ·lb_CROWN-IBP + (1−κ)·lb_IBP with
+    κ = (ε_max − ε)/ε_max on margins e_y − e_j; robust CE = CE([0, −lb], 0)."""
+    if eps <= 0:
+        return F.cross_entropy(bounded(x), y)
+    spec = margin_spec(y, num_classes)
+    ball = LinfBall(eps)
+    ibp_lower, _ = _bounds_with_grad(bounded, x, ball, "IBP", spec)
+    kappa = (eps_max - eps) / eps_max
+    lower = ibp_lower
+    if kappa > 0:
+        # CROWN back-substitution of the output over the IBP intermediate bounds just computed (as lirpa_train.py)
+        crown_lower, _ = bounded.compute_bounds(IBP=False, C=spec, method="backward", bound_upper=False)
+        lower = kappa * crown_lower + (1 - kappa) * ibp_lower
+    logits = torch.cat([torch.zeros_like(lower[:, :1]), -lower], dim=1)
+    return F.cross_entropy(logits, torch.zeros_like(y))
+
+
+def _bounds_with_grad(bounded, x, ball, method, spec):
+    """compute_bounds without detaching (training needs gradients through the bounds)."""
+    import numpy as np
+
+    from certified_pruning.bounds import METHODS
+    from certified_pruning.lirpa_compat import import_auto_lirpa
+
+    lirpa = import_auto_lirpa()
+    x_lower, x_upper = ball.box(x)
+    bounded_x = lirpa.BoundedTensor(x, lirpa.PerturbationLpNorm(norm=np.inf, eps=ball.eps, x_L=x_lower, x_U=x_upper))
+    return bounded.compute_bounds(x=(bounded_x,), C=spec, bound_upper=False, **METHODS[method])
+
+
+def train_model(model: nn.Sequential, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
+                num_classes: int, masks: dict[str, torch.Tensor] | None = None,
+                on_epoch=None) -> nn.Sequential:
+    """Train `model` in place for one round: fresh optimiser, LR and ε schedules (as every pruning round does).
+
+    masks: parameter name -> 0/1 tensor; masked weights are zeroed after every step (pruned weights stay pruned).
+    """
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    steps_per_epoch = (len(images) + config.batch_size - 1) // config.batch_size
+    if config.mode == "crown-ibp":
+        trainee = bounded_module(model, images[:2])
+        optimiser = torch.optim.Adam(trainee.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    else:
+        trainee = model
+        optimiser = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
+                                    weight_decay=config.weight_decay)
+    milestones = [round(f * config.epochs) for f in config.lr_milestones]
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones, gamma=0.1)
+    step = 0
+    # auto_LiRPA 0.3 shares parameters with the plain model but keeps its own BatchNorm buffers, and a plain
+    # forward through the bounded module breaks its next backward; so ε = 0 batches use the plain model and
+    # running statistics are copied across whenever the side that trains changes.
+    plain_buffers_newer = True
+    for epoch in range(config.epochs):
+        model.train()
+        trainee.train()
+        order = torch.randperm(len(images), generator=generator)
+        total = 0.0
+        for batch in order.split(config.batch_size):
+            x, y = images[batch], labels[batch]
+            step += 1
+            eps = smoothed_eps(step, steps_per_epoch, config.eps, config.schedule_start, config.schedule_length,
+                               config.schedule_mid) if config.mode != "natural" else 0.0
+            if config.mode == "fgsm":
+                loss = fgsm_gradalign_loss(model, x, y, eps, config.grad_align_lambda)
+            elif config.mode == "crown-ibp" and eps > 0:
+                if plain_buffers_newer:
+                    _copy_buffers(model, trainee)
+                    plain_buffers_newer = False
+                loss = crown_ibp_loss(trainee, x, y, eps, config.eps, num_classes)
+            else:  # natural batches (also CROWN-IBP's ε = 0 warm-up) go through the plain model
+                loss = F.cross_entropy(model(x), y)
+                plain_buffers_newer = True
+            if config.nrs_weight > 0:
+                loss = loss + config.nrs_weight * nrs_loss(model, x, config.eps, config.gamma_pow)
+            optimiser.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainee.parameters(), config.grad_clip)
+            optimiser.step()
+            if masks:
+                _apply_masks(trainee if config.mode == "crown-ibp" else model, masks)
+            total += float(loss.detach()) * len(batch)
+        scheduler.step()
+        if on_epoch is not None:
+            on_epoch(epoch, total / len(images))
+    if config.mode == "crown-ibp" and not plain_buffers_newer:
+        _copy_buffers(trainee, model)
+    return model.eval()
+
+
+def _apply_masks(module: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            if name in masks:
+                parameter.mul_(masks[name])
+
+
+def _copy_buffers(source: nn.Module, target: nn.Module) -> None:
+    """Copy BatchNorm running statistics by name (between a plain model and its auto_LiRPA bounded module)."""
+    target_buffers = dict(target.named_buffers())
+    with torch.no_grad():
+        for name, buffer in source.named_buffers():
+            if name in target_buffers:
+                target_buffers[name].copy_(buffer)
+
+
+def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Clean accuracy."""
+    with torch.no_grad():
+        return float((model.eval()(images).argmax(1) == labels).float().mean())

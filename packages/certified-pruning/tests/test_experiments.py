@@ -1,0 +1,29 @@
+"""The registered experiment runs end to end at smoke scale and resumes verification without redoing images."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from certified_pruning.experiments import VerifyDenseConfig, check_verify_dense, experiments
+from repro_shared.errors import ConfigError
+from repro_shared.runs import RunOptions, execute
+
+
+def test_verify_dense_smoke_runs_and_records_every_image(tmp_path):
+    experiment = replace(experiments()[0], package="certified-pruning")
+    config = replace(experiment.configs["smoke"], images=2, timeout=3.0, train_mode="natural")  # keep the test short
+    run_dir = execute(experiment, config, RunOptions(scale="smoke", out=tmp_path, threads=1))
+    lines = (run_dir.path / "verification.jsonl").read_text().splitlines()
+    assert [json.loads(line)["index"] for line in lines] == [0, 1]
+    results = json.loads((run_dir.path / "results.json").read_text())
+    assert results["metrics"]["images"] == 2
+    assert 0 <= results["metrics"]["verified_accuracy"] <= results["metrics"]["clean_accuracy"]
+
+
+def test_paper_scale_fails_fast_with_a_clear_message():
+    with pytest.raises(ConfigError, match="cifar10"):
+        check_verify_dense(experiments()[0].configs["paper"], None)
+    with pytest.raises(ConfigError, match="verify_eps"):
+        VerifyDenseConfig(verify_eps=0)
