@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The paper's main table (test accuracy of 0-shot, ICL, OPT and DP-OPT at eps=8) on the four tasks.
+# The paper's main table (test accuracy of 0-shot, ICL, OPT, DP-OPT at eps=8 and DLN-1) on the four tasks.
 # Usage: scripts/reproduce_main_table.sh [smoke|quick|paper] [out dir]. Paper scale runs seeds 1-3 (the paper's).
 # For TREC/MPQA/Disaster the paper's J·m is unknown; J=205, m=5 leaves only 10-16 LD queries at eps=8 there, so
 # paper scale uses J=40, m=2 (T_max 927-2538, see README), an assumption stated in the README.

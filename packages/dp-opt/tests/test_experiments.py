@@ -23,13 +23,16 @@ def test_main_table_smoke_run_records_results_and_ledger(tmp_path, data_dir):
     run_dir = run_smoke("main-table", tmp_path, data_dir)
     results = json.loads((run_dir.path / "results.json").read_text())
     methods = {row["method"] for row in results["tables"]["accuracy"]}
-    assert methods == {"0-shot", "icl", "opt", "dp-opt"}
+    assert methods == {"0-shot", "icl", "opt", "dp-opt", "dln-1"}
     ledger = [json.loads(line) for line in (run_dir.path / "privacy_ledger_dp-opt.jsonl").read_text().splitlines()]
     assert ledger and all(entry["eps"] <= SMOKE.target_eps for entry in ledger)
     assert [e["query"] for e in ledger] == list(range(1, len(ledger) + 1))
     assert results["metrics"]["eps_spent"] <= SMOKE.target_eps
     prompts = json.loads((run_dir.path / "prompts.json").read_text())
     assert prompts["0-shot"]["selected"] == "Classify the input text as positive or negative."
+    assert isinstance(prompts["dln-1"]["selected"], str) and prompts["dln-1"]["steps"]
+    dln_row = next(row for row in results["tables"]["accuracy"] if row["method"] == "dln-1")
+    assert 0 <= dln_row["test_accuracy"] <= 100
 
 
 def test_transfer_smoke_run_evaluates_a_second_model(tmp_path, data_dir):

@@ -1,6 +1,6 @@
 """Experiments of `dp-opt`, registered with `repro` through the `repro.experiments` entry point.
 
-- ``main-table``: the paper's main table for one task: 0-shot, 5-shot ICL, OPT and DP-OPT (eps = 8) prompts,
+- ``main-table``: the paper's main table for one task: 0-shot, 5-shot ICL, OPT, DP-OPT (eps = 8) and DLN-1 prompts,
   generated and evaluated on one model (the paper evaluates on DaVinci-003 after generating on Vicuna-7b).
 - ``transfer``: the transfer table: the same prompts, also evaluated on other models (``eval_models``).
 
@@ -20,7 +20,7 @@ from repro_shared.experiments import Claim, Experiment
 
 from .templates import TASKS
 
-METHODS = ("0-shot", "icl", "opt", "dp-opt")
+METHODS = ("0-shot", "icl", "opt", "dp-opt", "dln-1")  # new methods go last (seeds use the index)
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,13 @@ class DPOptConfig:
     batch_wide_label_length: bool = False  # the released code's scoring quirk
     strip_trailing_space: bool = False
     use_prefix_cache: bool = True
+    # DLN-1 baseline (non-private); defaults: the released code's dln1.yml
+    dln_steps: int = 20
+    dln_candidates: int = 20
+    dln_demos: int = 20
+    dln_temperature: float = 0.7
+    dln_max_new_tokens: int = 100
+    dln_patience: int = 2
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -59,7 +66,8 @@ class DPOptConfig:
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:
             raise ConfigError(f"methods {list(self.methods)}: unknown {unknown}", f"use some of {', '.join(METHODS)}")
-        for name in ("num_voters", "demos_per_voter", "num_prompts", "max_new_tokens", "k_bar", "eval_batch_size"):
+        for name in ("num_voters", "demos_per_voter", "num_prompts", "max_new_tokens", "k_bar", "eval_batch_size",
+                     "dln_steps", "dln_candidates", "dln_demos", "dln_max_new_tokens", "dln_patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be at least 1")
         if not (self.eps0 > 0 and self.target_eps > 0):
@@ -72,8 +80,9 @@ class DPOptConfig:
             raise ConfigError(f"selection_eps={self.selection_eps}: must be positive")
         if not 0 < self.holdout_ratio < 1:
             raise ConfigError(f"holdout_ratio={self.holdout_ratio}: must be in (0, 1)")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature={self.temperature}: must be positive")
+        if self.temperature <= 0 or self.dln_temperature <= 0:
+            raise ConfigError(f"temperature={self.temperature}, dln_temperature={self.dln_temperature}: "
+                              "must be positive")
 
 
 def check_inputs(config: DPOptConfig, ctx) -> None:
@@ -140,6 +149,8 @@ def run_dp_opt(config: DPOptConfig, ctx) -> dict:
         method_rng = np.random.default_rng([ctx.seed, METHODS.index(method)])
         if method == "0-shot":
             state["prompts"][method] = {"selected": template.init_instruction}
+        elif method == "dln-1":
+            state["prompts"][method] = _run_dln1(config, ctx, data, template, scoring, model, tokenizer)
         elif method == "icl":
             state["prompts"][method] = {"selected": icl_prompt(data.train, template.label_words, config.icl_demos,
                                                                method_rng)}
@@ -157,8 +168,10 @@ def run_dp_opt(config: DPOptConfig, ctx) -> dict:
             if name not in evaluations:
                 evaluations = {name: load_lm(name, ctx.device, ctx.dtype)}
             eval_model, eval_tokenizer = evaluations[name]
+            # DLN-1 is evaluated with its own template (no "Instruction:"/"Input:" labels: rm_eval_item_name)
+            method_scoring = replace(scoring, item_names=False) if method == "dln-1" else scoring
             acc, _ = accuracy(eval_model, eval_tokenizer, state["prompts"][method]["selected"], data.test,
-                              template.label_words, scoring)
+                              template.label_words, method_scoring)
             state["test"][key] = acc
             ctx.log.info("test accuracy %s on %s: %.4f", method, name, acc)
             save()
@@ -203,11 +216,27 @@ def _generate_and_select(method, config, ctx, data, template, settings, privacy,
             "total_eps": max(gen_eps, selection.selection_eps) if privacy is not None else float("inf")}
 
 
+def _run_dln1(config, ctx, data, template, scoring, model, tokenizer) -> dict:
+    """The DLN-1 baseline (``pipeline.dln1``); resumable per method only (a run interrupted inside it restarts it)."""
+    import numpy as np
+
+    from .pipeline import DLN1Settings, dln1
+
+    settings = DLN1Settings(config.dln_steps, config.dln_candidates, config.dln_demos, config.dln_temperature,
+                            config.dln_max_new_tokens, config.dln_patience, config.strip_trailing_space)
+    seed = int(np.random.SeedSequence([ctx.seed, METHODS.index("dln-1")]).generate_state(1)[0])
+    result = dln1(model, tokenizer, data, template, settings, seed, scoring)
+    ctx.log.info("dln-1: %d steps, selected %r (holdout accuracy %.4f)", len(result.steps), result.selected,
+                 result.holdout_accuracy)
+    return {"selected": result.selected, "holdout_accuracy": result.holdout_accuracy, "steps": result.steps,
+            "total_eps": float("inf")}
+
+
 PAPER_TABLE = {  # main table, DaVinci-003 test accuracy % (Vicuna-7b generates); from the notes
-    "sst2": {"icl": 94.7, "opt": 92.4, "0-shot": 92.4, "dp-opt": 92.2},
-    "trec": {"icl": 79.1, "opt": 71.5, "0-shot": 51.8, "dp-opt": 68.7},
-    "mpqa": {"icl": 88.8, "opt": 85.8, "0-shot": 84.5, "dp-opt": 85.8},
-    "disaster": {"icl": 69.0, "opt": 79.0, "0-shot": 76.4, "dp-opt": 78.9},
+    "sst2": {"icl": 94.7, "opt": 92.4, "0-shot": 92.4, "dp-opt": 92.2, "dln-1": 92.7},
+    "trec": {"icl": 79.1, "opt": 71.5, "0-shot": 51.8, "dp-opt": 68.7, "dln-1": 70.7},
+    "mpqa": {"icl": 88.8, "opt": 85.8, "0-shot": 84.5, "dp-opt": 85.8, "dln-1": 81.4},
+    "disaster": {"icl": 69.0, "opt": 79.0, "0-shot": 76.4, "dp-opt": 78.9, "dln-1": 77.0},
 }
 
 
@@ -249,13 +278,16 @@ def _results(config: DPOptConfig, state: dict, started: float, data, max_queries
 
 
 SMOKE = DPOptConfig(model="tiny-random", num_voters=6, demos_per_voter=2, num_prompts=2, max_new_tokens=3,
-                    max_train=200, max_holdout=8, max_test=8, eps0=3.0, target_eps=20.0, eval_batch_size=8)
+                    max_train=200, max_holdout=8, max_test=8, eps0=3.0, target_eps=20.0, eval_batch_size=8,
+                    dln_steps=2, dln_candidates=2, dln_demos=3, dln_max_new_tokens=3)
 # quick: SmolLM2 on a 2-core CPU. J=24 voters of m=2 demos on n=2,000 training records: q=0.024, where the accountant
 # allows 485 LD queries at eps=8 (far more than the N·L·2 = 24 this run can use); J=24 is about the smallest ensemble
 # whose top token can clear the LD threshold (9.4 votes above the 11th count) with margin. N=2 prompts of L=6 tokens,
 # 60 holdout and 150 test examples keep one task within about half an hour on a shared 2-core machine.
 QUICK = DPOptConfig(model="smollm2-135m-instruct", num_voters=24, demos_per_voter=2, num_prompts=2, max_new_tokens=6,
-                    max_train=2000, max_holdout=60, max_test=150, strip_trailing_space=True)
+                    max_train=2000, max_holdout=60, max_test=150, strip_trailing_space=True,
+                    # DLN-1 reduced like OPT (not yet run at this scale): 3 steps of 4 candidates, 8 demos, 20 tokens
+                    dln_steps=3, dln_candidates=4, dln_demos=8, dln_max_new_tokens=20)
 PAPER = DPOptConfig(model="lmsys/vicuna-7b-v1.3")
 
 
@@ -269,7 +301,7 @@ def experiments() -> list[Experiment]:
                 "paper": replace(PAPER, eval_models=("lmsys/vicuna-33b-v1.3", "meta-llama/Llama-2-13b-chat-hf",
                                                      "meta-llama/Llama-2-70b-chat-hf"))}
     return [
-        Experiment("main-table", "0-shot / ICL / OPT / DP-OPT prompts for one task (paper's main table)", main,
+        Experiment("main-table", "0-shot / ICL / OPT / DP-OPT / DLN-1 prompts for one task (paper's main table)", main,
                    run_dp_opt, check_inputs),
         Experiment("transfer", "DP-OPT and 0-shot prompts evaluated on further models (paper's transfer table)",
                    transfer, run_dp_opt, check_inputs),

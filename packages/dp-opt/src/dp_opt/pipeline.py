@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -18,6 +18,7 @@ import torch
 from .accounting import LimitedDomainAccountant, selection_epsilon
 from .data import Example, TaskData
 from .generate import EnsembleSettings, EnsembleVoters, GenerationState, dp_ens_gen_step, leaks_demo, opt_ens_gen
+from .lm import append_token, forward_with_shared_prefix
 from .mechanisms import LimitedDomainParams, gumbel_argmax
 from .scoring import ScoringOptions, accuracy, predict
 from .templates import TaskTemplate, icl_instruction
@@ -189,3 +190,100 @@ def icl_demos(train: Sequence[Example], label_words: Sequence[str], num_demos: i
 def icl_prompt(train: Sequence[Example], label_words: Sequence[str], num_demos: int, rng: np.random.Generator) -> str:
     """The ICL baseline's instruction (non-private: it contains training records)."""
     return icl_instruction(icl_demos(train, label_words, num_demos, rng))
+
+
+@dataclass(frozen=True)
+class DLN1Settings:
+    """DLN-1's hyperparameters; defaults are the released code's ``sweeps/*/dln1.yml`` (notes 1 and 2.7)."""
+
+    steps: int = 20
+    num_candidates: int = 20  # backward meta-prompts (= candidate prompts) per step
+    num_demos: int = 20  # demos per meta-prompt
+    temperature: float = 0.7
+    max_new_tokens: int = 100
+    patience: int = 2  # stop after this many (cumulative) steps without improvement
+    strip_trailing_space: bool = False  # as EnsembleSettings.strip_trailing_space
+
+
+@dataclass
+class DLN1Result:
+    selected: str
+    holdout_accuracy: float
+    steps: list[dict] = field(default_factory=list)  # per step: instruction, candidates, accuracies, adopted
+
+
+def _sample_continuation(model, row: list[int], max_new_tokens: int, temperature: float,
+                         torch_generator: torch.Generator, eos_ids: set[int], pad_id: int) -> list[int]:
+    """Plain sampling at temperature t from one prompt (model.generate with do_sample, KV-cached), up to EOS."""
+    logits, state = forward_with_shared_prefix(model, [row], pad_id, keep_state=True)
+    last = logits[:, -1]
+    tokens: list[int] = []
+    while len(tokens) < max_new_tokens:
+        probabilities = torch.softmax(last.float() / temperature, dim=-1).cpu()
+        token = int(torch.multinomial(probabilities, 1, generator=torch_generator)[0, 0])
+        if token in eos_ids:
+            break
+        tokens.append(token)
+        if len(tokens) < max_new_tokens:
+            last = append_token(model, state, token)
+    return tokens
+
+
+def dln1(model, tokenizer, data: TaskData, template: TaskTemplate, settings: DLN1Settings, seed: int,
+         scoring: ScoringOptions) -> DLN1Result:
+    """The DLN-1 baseline (Sordoni et al. 2023) as the released DP-OPT code runs it (``ape_mode=bwd``); NOT private.
+
+    Notes ``shared/papers/dp-opt.md``, section 2.7 "DLN-1" (and 1, ``dln1.yml``; 2.3 for the backward template).
+    Starting from the init instruction π, each of ``steps`` steps:
+
+    1. samples ``num_candidates · num_demos`` training records without replacement and evaluates the current π on
+       them (forward pass, template without "Instruction:"/"Input:" labels: ``rm_eval_item_name``) to get ŷ;
+    2. builds ``num_candidates`` backward meta-prompts B_π (section 2.3) of ``num_demos`` demos each (successes
+       ŷ = y and failures, a random [MSG] per meta-prompt) and samples one continuation from each at temperature
+       0.7, up to ``max_new_tokens`` (no ensemble, no vote);
+    3. drops candidates that contain a demo input verbatim (leak filter) and duplicates, evaluates the rest on the
+       holdout, and adopts the best if its holdout accuracy beats the current instruction's;
+    4. stops early once ``patience`` steps (cumulative) brought no improvement.
+
+    The holdout accuracy of π0 is the bar of the first step (assumption: the notes say "adopt the best if it
+    improves" without saying how the starting instruction is scored).
+    """
+    scoring = replace(scoring, item_names=False)
+    rng = np.random.default_rng(seed)
+    torch_generator = torch.Generator().manual_seed(seed)
+    eos_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    texts, labels = [e.text for e in data.train], [e.label for e in data.train]
+    current = template.init_instruction
+    best_acc, _ = accuracy(model, tokenizer, current, data.holdout, template.label_words, scoring)
+    result = DLN1Result(current, best_acc)
+    misses = 0
+    for _ in range(settings.steps):
+        chosen = rng.choice(len(texts), min(len(texts), settings.num_candidates * settings.num_demos),
+                            replace=False)
+        groups = [chosen[j * settings.num_demos:(j + 1) * settings.num_demos]
+                  for j in range(settings.num_candidates)]
+        forward = ForwardPass(model, tokenizer, current, data.train, template.label_words, scoring)
+        voters = EnsembleVoters(model, tokenizer, current, texts, labels, template.label_words, forward,
+                                settings.temperature, torch_generator,
+                                strip_trailing_space=settings.strip_trailing_space)
+        rows = voters.meta_prompts(groups, rng)
+        generated = [tokenizer.decode(_sample_continuation(model, row, settings.max_new_tokens,
+                                                           settings.temperature, torch_generator, eos_ids, pad_id),
+                                      skip_special_tokens=True).strip() for row in rows]
+        demo_texts = [texts[i] for i in chosen]
+        candidates = list(dict.fromkeys(p for p in generated if not leaks_demo(p, demo_texts)))
+        accuracies = [accuracy(model, tokenizer, p, data.holdout, template.label_words, scoring)[0]
+                      for p in candidates]
+        adopted = bool(accuracies) and max(accuracies) > best_acc
+        if adopted:
+            best = int(np.argmax(accuracies))
+            current, best_acc = candidates[best], accuracies[best]
+        else:
+            misses += 1
+        result.steps.append({"instruction": result.selected, "generated": generated, "candidates": candidates,
+                             "holdout_accuracies": accuracies, "adopted": adopted})
+        result.selected, result.holdout_accuracy = current, best_acc
+        if misses >= settings.patience:
+            break
+    return result
