@@ -79,16 +79,21 @@ def _with_answer_phase(inputs: Tensor, targets: Tensor) -> AlgorithmicBatch:
     return AlgorithmicBatch(torch.cat([inputs, zeros]), targets)
 
 
+def _delimited(sequence: Tensor, end_value: float) -> Tensor:
+    """Start flag (channel W), the sequence, then the end channel (W + 1) set to ``end_value`` (1, or the repeats)."""
+    length, batch, width = sequence.shape
+    inputs = sequence.new_zeros(length + 2, batch, width + 2)
+    inputs[0, :, width] = 1.0
+    inputs[1:length + 1, :, :width] = sequence
+    inputs[length + 1, :, width + 1] = end_value
+    return inputs
+
+
 def copy_batch(config: TaskConfig, batch: int, generator: torch.Generator) -> AlgorithmicBatch:
     """Copy: start delimiter, L random vectors, end delimiter; reproduce the L vectors."""
     length = int(torch.randint(config.min_length, config.max_length, (1,), generator=generator))
-    width = config.width
-    sequence = _bits((length, batch, width), generator)
-    inputs = torch.zeros(length + 2, batch, width + 2)
-    inputs[0, :, width] = 1.0
-    inputs[1:length + 1, :, :width] = sequence
-    inputs[length + 1, :, width + 1] = 1.0
-    return _with_answer_phase(inputs, sequence)
+    sequence = _bits((length, batch, config.width), generator)
+    return _with_answer_phase(_delimited(sequence, end_value=1.0), sequence)
 
 
 def normalised_repeats(repeats: int, low: int, high: int) -> float:
@@ -104,10 +109,7 @@ def repeat_copy_batch(config: TaskConfig, batch: int, generator: torch.Generator
     repeats = int(torch.randint(config.min_repeats, config.max_repeats, (1,), generator=generator))
     width = config.width
     sequence = _bits((length, batch, width), generator)
-    inputs = torch.zeros(length + 2, batch, width + 2)
-    inputs[0, :, width] = 1.0
-    inputs[1:length + 1, :, :width] = sequence
-    inputs[length + 1, :, width + 1] = normalised_repeats(repeats, config.min_repeats, config.max_repeats)
+    inputs = _delimited(sequence, end_value=normalised_repeats(repeats, config.min_repeats, config.max_repeats))
     targets = torch.zeros(length * repeats + 1, batch, width + 1)
     targets[:-1, :, :width] = sequence.repeat(repeats, 1, 1)
     targets[-1, :, width] = 1.0
