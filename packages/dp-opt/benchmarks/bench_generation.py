@@ -1,9 +1,11 @@
 """Wall time per DP-generated token with J voters on SmolLM2 (CPU): batched + prefix-cached vs a per-voter loop.
 
-Reference: the straightforward approach, one forward pass per voter over its full meta-prompt, without a KV cache.
-Ours: the J meta-prompts as one left-padded batch with the shared meta-template prefix run once (``dp_opt.lm``).
-Both paths see the same meta-prompts (fixed seed) and sample with the same temperature; the forward-pass labels ŷ
-are precomputed so that only the voting forward passes are timed. Prints the ratio measured in this one run.
+Reference: the straightforward approach (the released code's), one forward pass per voter over its full meta-prompt,
+without a KV cache. Ours: the J meta-prompts in length buckets (at most 10 % padding) that share one KV cache of the
+meta-template prefix (``dp_opt.lm``). Both paths see the same meta-prompts (fixed seed) and sample with the same
+temperature; the forward-pass labels ŷ are precomputed so that only the voting forward passes are timed. Also timed:
+OPT's generation (eps = ∞; demos fixed per prompt), where ours reuses the whole KV cache across tokens and the
+reference recomputes every voter's meta-prompt for every token. Prints the ratios measured in this one run.
 
     REPRO_DATA_DIR=/work/shared/data python benchmarks/bench_generation.py --voters 24 --steps 3
 """
@@ -17,7 +19,7 @@ import numpy as np
 import torch
 from dp_opt.data import load_task
 from dp_opt.generate import EnsembleVoters
-from dp_opt.lm import forward_with_shared_prefix
+from dp_opt.lm import append_token, forward_with_shared_prefix
 from dp_opt.mechanisms import sample_groups
 from dp_opt.models import load_lm
 from dp_opt.templates import TASKS
@@ -41,6 +43,7 @@ def main() -> None:
     parser.add_argument("--demos", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--opt-tokens", type=int, default=3, help="tokens of the OPT-generation comparison (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, tokenizer = load_lm(args.model, torch.device("cpu"), torch.float32)
@@ -59,6 +62,8 @@ def main() -> None:
     timings = {}
     for name, run in {
         "batched + prefix cache (ours)": lambda rows: voters.votes(rows, generated),
+        "one padded batch + prefix cache": lambda rows: forward_with_shared_prefix(
+            model, [r + generated for r in rows], voters.pad_id),
         "batched, no cache": lambda rows: forward_with_shared_prefix(
             model, [r + generated for r in rows], voters.pad_id, use_prefix_cache=False),
         "per-voter loop, no cache (reference)": lambda rows: per_voter_loop(model, rows, generated, 1.1, generator),
@@ -75,6 +80,33 @@ def main() -> None:
     reference = timings["per-voter loop, no cache (reference)"]
     ours = timings["batched + prefix cache (ours)"]
     print(f"speed-up of ours over the per-voter loop: {reference / ours:.2f}x")
+    if args.opt_tokens > 0:
+        opt_timings = time_opt_generation(model, voters, steps[0], args.opt_tokens, generator)
+        for name, seconds in opt_timings.items():
+            print(f"  OPT, {name:35s} {seconds:7.2f} s / token")
+        print(f"speed-up of ours over the per-voter loop in OPT generation: "
+              f"{opt_timings['per-voter loop, no cache'] / opt_timings['ours (whole KV cache reused)']:.2f}x")
+
+
+def time_opt_generation(model, voters, rows, num_tokens, generator) -> dict[str, float]:
+    """Seconds per OPT-generated token: our incremental KV-cached batch vs recomputing every voter every token."""
+    def ours() -> None:
+        logits, state = forward_with_shared_prefix(model, rows, voters.pad_id, keep_state=True)
+        token = voters.sample(logits[:, -1])[0]
+        for _ in range(num_tokens - 1):
+            token = voters.sample(append_token(model, state, token))[0]
+
+    def reference() -> None:
+        generated: list[int] = []
+        for _ in range(num_tokens):
+            generated.append(per_voter_loop(model, rows, generated, 1.1, generator)[0])
+
+    timings = {}
+    for name, run in (("ours (whole KV cache reused)", ours), ("per-voter loop, no cache", reference)):
+        start = time.perf_counter()
+        run()
+        timings[name] = (time.perf_counter() - start) / num_tokens
+    return timings
 
 
 if __name__ == "__main__":

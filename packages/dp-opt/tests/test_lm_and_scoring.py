@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from dp_opt.lm import append_token, common_prefix_length, forward_with_shared_prefix
+from dp_opt.lm import append_token, common_prefix_length, forward_with_shared_prefix, length_buckets
 from dp_opt.scoring import ScoringOptions, encode, label_log_probs
 from dp_opt.templates import fill_eval_template
 
@@ -27,6 +27,29 @@ def test_prefix_cached_batch_equals_unbatched_rows(tiny_lm):
     logits, _ = forward_with_shared_prefix(model, rows, tokenizer.pad_token_id, logits_to_keep=2)
     for index, row in enumerate(rows):
         torch.testing.assert_close(logits[index], single_row_logits(model, row)[-2:], atol=1e-4, rtol=1e-4)
+
+
+def test_length_buckets_bound_the_padding_and_cover_every_row():
+    lengths = [10, 50, 12, 48, 11, 100, 49]
+    buckets = length_buckets(lengths, max_padding=0.1)
+    assert sorted(i for bucket in buckets for i in bucket) == list(range(len(lengths)))
+    for bucket in buckets:
+        tokens = sum(lengths[i] for i in bucket)
+        assert max(lengths[i] for i in bucket) * len(bucket) - tokens <= 0.1 * tokens
+    assert len(buckets) == 3  # {100}, {50, 49, 48}, {12, 11, 10}
+    assert length_buckets(lengths, max_padding=10.0) == [[5, 1, 6, 3, 2, 4, 0]]
+
+
+@pytest.mark.parametrize("use_prefix_cache", [True, False])
+def test_bucketed_batch_equals_unbatched_rows(tiny_lm, use_prefix_cache):
+    model, tokenizer = tiny_lm
+    texts = ["Instruction: classify.\n\nInput: a", "Instruction: classify.\n\nInput: a much much longer text here",
+             "Instruction: classify.\n\nInput: b c", "Instruction: classify.\n\nInput: another long one, see"]
+    rows = [encode(tokenizer, t) for t in texts]
+    logits, _ = forward_with_shared_prefix(model, rows, tokenizer.pad_token_id, use_prefix_cache=use_prefix_cache,
+                                           max_padding=0.0)
+    for index, row in enumerate(rows):
+        torch.testing.assert_close(logits[index, -1], single_row_logits(model, row)[-1], atol=1e-4, rtol=1e-4)
 
 
 def test_append_token_equals_recomputing(tiny_lm):

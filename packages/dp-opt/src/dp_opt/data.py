@@ -1,6 +1,9 @@
-"""The four tasks of DP-OPT (SST-2, TREC, MPQA, Disaster), loaded from local copies through ``repro_shared.data``.
+"""The four tasks of DP-OPT (SST-2, TREC, MPQA, Disaster): a local copy wins, else the Hub (SST-2, TREC).
 
-Files are in the formats of the paper's sources (see the data folder's README). Split rules (released code,
+Local files are in the formats of the paper's sources (see the data folder's README). Without a local copy, SST-2
+comes from the Hub's ``nyu-mll/glue`` (config ``sst2``, the paper's ``load_dataset('glue','sst2')``) and TREC from
+``CogComp/trec`` (coarse labels, mapped to the paper's class order); MPQA and Disaster have no Hub copy matching the
+paper's files (Ordered-Prompt's and leopard's), so they need the local copy. Split rules (released code,
 ``utils/data.py``): the test set is the original test/validation split; the holdout used for private selection is a
 ``holdout_ratio`` fraction of the training set drawn with ``RandomState(seed)`` and removed from it. Disaster has one
 file: it is shuffled with ``RandomState(42)`` and its first 1,000 rows are the test set (the DLN loader's rule).
@@ -14,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from repro_shared.data import DatasetSpec, locate_dataset
-from repro_shared.errors import ConfigError
+from repro_shared.data import DatasetSpec, load_hub_dataset, locate_dataset
+from repro_shared.errors import ConfigError, NotFoundError
 
 from .templates import TASKS
 
@@ -25,7 +28,14 @@ REQUIRED_FILES = {
     "mpqa": ("train.jsonl", "test.jsonl"),
     "disaster": ("disaster_eval.json",),
 }
-HUB_IDS = {"sst2": "nyu-mll/glue"}  # the others are GitHub data files; offline copies are needed
+# task -> (Hub dataset, config, test split, text column, label column); MPQA and Disaster: local copies only
+HUB_SOURCES = {
+    "sst2": ("nyu-mll/glue", "sst2", "validation", "sentence", "label"),
+    "trec": ("CogComp/trec", None, "test", "text", "coarse_label"),
+}
+# CogComp/trec's coarse labels (ABBR, ENTY, DESC, HUM, LOC, NUM) -> the paper's order (description, entity,
+# expression = ABBR, human, location, number), checked on the Ordered-Prompt copy's examples
+TREC_HUB_LABELS = {0: 2, 1: 1, 2: 0, 3: 3, 4: 4, 5: 5}
 DISASTER_TEST_SIZE = 1000
 
 
@@ -48,7 +58,7 @@ class TaskData:
 def dataset_spec(task: str) -> DatasetSpec:
     if task not in TASKS:
         raise ConfigError(f"unknown task {task!r}", f"use one of {', '.join(TASKS)}")
-    return DatasetSpec(f"dpopt/{task}", hub_id=HUB_IDS.get(task), required_files=REQUIRED_FILES[task])
+    return DatasetSpec(f"dpopt/{task}", required_files=REQUIRED_FILES[task])
 
 
 def locate_task(task: str, data_dir: str | Path | None) -> Path:
@@ -106,10 +116,32 @@ def split_task(task: str, train: list[Example], test: list[Example], holdout_rat
     return TaskData(task, tuple(rest), tuple(holdout), tuple(test))
 
 
+def read_hub_task(task: str) -> tuple[list[Example], list[Example]]:
+    """(train, test) examples of SST-2 or TREC from the Hugging Face Hub (``HUB_SOURCES``)."""
+    hub_id, config, test_split, text_key, label_key = HUB_SOURCES[task]
+    dataset = load_hub_dataset(hub_id, config)
+    relabel = TREC_HUB_LABELS if task == "trec" else None
+
+    def examples(split: str) -> list[Example]:
+        rows = dataset[split]
+        return [Example(text.strip(), relabel[label] if relabel else int(label))
+                for text, label in zip(rows[text_key], rows[label_key], strict=True)]
+
+    return examples("train"), examples(test_split)
+
+
 def load_task(task: str, data_dir: str | Path | None, holdout_ratio: float, seed: int,
               max_train: int | None = None, max_holdout: int | None = None, max_test: int | None = None) -> TaskData:
     """Load and split one task (see ``split_task``); ``max_holdout`` caps the holdout after the split."""
-    train, test = read_task(task, locate_task(task, data_dir))
+    try:
+        train, test = read_task(task, locate_task(task, data_dir))
+    except NotFoundError as local_error:
+        if task not in HUB_SOURCES:
+            raise
+        try:
+            train, test = read_hub_task(task)
+        except NotFoundError as hub_error:
+            raise NotFoundError(f"{local_error.message}; {hub_error.message}", hub_error.hint) from hub_error
     data = split_task(task, train, test, holdout_ratio, seed, max_train, max_test)
     if max_holdout is not None and max_holdout < len(data.holdout):
         data = TaskData(task, data.train, data.holdout[:max_holdout], data.test)

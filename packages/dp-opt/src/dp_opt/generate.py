@@ -25,6 +25,9 @@ from .templates import BACKWARD_MESSAGES, Demo, backward_meta_prompt
 # record indices -> their forward-pass predictions ŷ (class ids); computed lazily by the pipeline
 ForwardLabels = Callable[[np.ndarray], np.ndarray]
 
+# voters' meta-prompts are bucketed by length so that padding is at most this share of a bucket's tokens
+VOTER_BATCH_PADDING = 0.1
+
 
 @dataclass(frozen=True)
 class EnsembleSettings:
@@ -79,7 +82,8 @@ class EnsembleVoters:
     def votes(self, rows: Sequence[list[int]], generated: Sequence[int]) -> list[int]:
         """The J sampled next tokens after B_π(S_j, π, z) for every voter j (one batched forward)."""
         logits, _ = forward_with_shared_prefix(self.model, [row + list(generated) for row in rows], self.pad_id,
-                                               use_prefix_cache=self.use_prefix_cache)
+                                               use_prefix_cache=self.use_prefix_cache,
+                                               max_padding=VOTER_BATCH_PADDING if self.use_prefix_cache else None)
         return self.sample(logits[:, -1])
 
 

@@ -8,6 +8,7 @@ attention mask and explicit position ids (so padding between prefix and suffix s
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,14 +47,36 @@ class BatchState:
     next_positions: torch.Tensor
 
 
+def length_buckets(lengths: Sequence[int], max_padding: float) -> list[list[int]]:
+    """Row indices grouped by length (sorted) so that each group's padding is at most ``max_padding`` of its tokens.
+
+    Left padding to the longest row costs compute on a CPU (every padded position goes through every layer); meta-
+    prompts of J voters differ in length by up to 2x, so one batch can waste a third of its work.
+    """
+    order = sorted(range(len(lengths)), key=lambda index: lengths[index])
+    buckets: list[list[int]] = []
+    for index in reversed(order):  # longest first: a bucket's width is its first row's length
+        bucket = buckets[-1] if buckets else None
+        if bucket is not None:
+            width, tokens = lengths[bucket[0]], sum(lengths[i] for i in bucket) + lengths[index]
+            if width * (len(bucket) + 1) - tokens <= max_padding * tokens:
+                bucket.append(index)
+                continue
+        buckets.append([index])
+    return buckets
+
+
 @torch.no_grad()
 def forward_with_shared_prefix(model, rows: Sequence[Sequence[int]], pad_id: int, logits_to_keep: int = 1,
                                min_suffix: int = 1, use_prefix_cache: bool = True,
-                               keep_state: bool = False) -> tuple[torch.Tensor, BatchState | None]:
+                               keep_state: bool = False, max_padding: float | None = None
+                               ) -> tuple[torch.Tensor, BatchState | None]:
     """Logits (B, logits_to_keep, V) of the last positions of each (left-padded) row, and optionally the state.
 
     ``min_suffix`` leaves at least that many tokens of every row outside the shared prefix (the positions whose
     logits are kept must be in the suffix). ``use_prefix_cache=False`` runs the full rows (the reference path).
+    ``max_padding`` (without ``keep_state``) splits the rows into length buckets (``length_buckets``) that reuse
+    the one prefix cache; the logits are those of the single batch up to float rounding.
     """
     device = next(model.parameters()).device
     cache_keyword = _cache_keyword(model)
@@ -61,6 +84,8 @@ def forward_with_shared_prefix(model, rows: Sequence[Sequence[int]], pad_id: int
     if use_prefix_cache and len(rows) > 1:
         shortest = min(len(row) for row in rows)
         prefix_length = max(0, min(common_prefix_length(rows), shortest - max(min_suffix, logits_to_keep)))
+    if max_padding is not None and not keep_state and len(rows) > 1:
+        return _bucketed_forward(model, rows, pad_id, logits_to_keep, prefix_length, max_padding), None
     suffixes = [list(row[prefix_length:]) for row in rows]
     width = max(len(suffix) for suffix in suffixes)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
@@ -87,6 +112,43 @@ def forward_with_shared_prefix(model, rows: Sequence[Sequence[int]], pad_id: int
     if keep_state:
         state = BatchState(_output_cache(output), attention_mask, position_ids[:, -1] + 1)
     return output.logits, state
+
+
+def _bucketed_forward(model, rows: Sequence[Sequence[int]], pad_id: int, logits_to_keep: int, prefix_length: int,
+                      max_padding: float) -> torch.Tensor:
+    """``forward_with_shared_prefix`` over length buckets: the prefix runs once, its cache is copied per bucket."""
+    device = next(model.parameters()).device
+    prefix_cache = None
+    if prefix_length > 0:
+        prefix = torch.tensor([list(rows[0][:prefix_length])], dtype=torch.long, device=device)
+        prefix_cache = _output_cache(model(input_ids=prefix, use_cache=True, logits_to_keep=1))
+    buckets = length_buckets([len(row) - prefix_length for row in rows], max_padding)
+    logits: torch.Tensor | None = None
+    for bucket in buckets:
+        suffixes = [list(rows[index][prefix_length:]) for index in bucket]
+        width = max(len(suffix) for suffix in suffixes)
+        input_ids = torch.full((len(bucket), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(bucket), width), dtype=torch.long)
+        for row, suffix in enumerate(suffixes):
+            input_ids[row, width - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
+            mask[row, width - len(suffix):] = 1
+        position_ids = (prefix_length + mask.cumsum(dim=1) - 1).clamp(min=0)
+        kwargs: dict[str, Any] = {}
+        attention_mask = mask.to(device)
+        if prefix_cache is not None:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(bucket))
+            kwargs[_cache_keyword(model)] = cache
+            attention_mask = torch.cat([torch.ones((len(bucket), prefix_length), dtype=torch.long, device=device),
+                                        attention_mask], dim=1)
+        output = model(input_ids=input_ids.to(device), attention_mask=attention_mask,
+                       position_ids=position_ids.to(device), logits_to_keep=logits_to_keep,
+                       use_cache=prefix_cache is not None, **kwargs)
+        if logits is None:
+            logits = output.logits.new_empty((len(rows), *output.logits.shape[1:]))
+        logits[torch.tensor(bucket, device=logits.device)] = output.logits
+    assert logits is not None
+    return logits
 
 
 @torch.no_grad()
