@@ -66,6 +66,20 @@ def length_buckets(lengths: Sequence[int], max_padding: float) -> list[list[int]
     return buckets
 
 
+def _left_padded_suffixes(suffixes: Sequence[Sequence[int]], pad_id: int,
+                          prefix_length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Input ids, attention mask and position ids of rows that follow a ``prefix_length``-token prefix."""
+    width = max(len(suffix) for suffix in suffixes)
+    input_ids = torch.full((len(suffixes), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(suffixes), width), dtype=torch.long)
+    for index, suffix in enumerate(suffixes):
+        input_ids[index, width - len(suffix):] = torch.tensor(list(suffix), dtype=torch.long)
+        mask[index, width - len(suffix):] = 1
+    # positions continue the prefix and skip the padding: prefix_length + 0, 1, ... over the real tokens
+    position_ids = (prefix_length + mask.cumsum(dim=1) - 1).clamp(min=0)
+    return input_ids, mask, position_ids
+
+
 @torch.no_grad()
 def forward_with_shared_prefix(model, rows: Sequence[Sequence[int]], pad_id: int, logits_to_keep: int = 1,
                                min_suffix: int = 1, use_prefix_cache: bool = True,
@@ -86,16 +100,8 @@ def forward_with_shared_prefix(model, rows: Sequence[Sequence[int]], pad_id: int
         prefix_length = max(0, min(common_prefix_length(rows), shortest - max(min_suffix, logits_to_keep)))
     if max_padding is not None and not keep_state and len(rows) > 1:
         return _bucketed_forward(model, rows, pad_id, logits_to_keep, prefix_length, max_padding), None
-    suffixes = [list(row[prefix_length:]) for row in rows]
-    width = max(len(suffix) for suffix in suffixes)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    suffix_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for index, suffix in enumerate(suffixes):
-        input_ids[index, width - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
-        suffix_mask[index, width - len(suffix):] = 1
-    # positions continue the prefix and skip the padding: prefix_length + 0, 1, ... over the real tokens
-    position_ids = (prefix_length + suffix_mask.cumsum(dim=1) - 1).clamp(min=0)
-    input_ids, suffix_mask, position_ids = input_ids.to(device), suffix_mask.to(device), position_ids.to(device)
+    input_ids, suffix_mask, position_ids = (tensor.to(device) for tensor in _left_padded_suffixes(
+        [row[prefix_length:] for row in rows], pad_id, prefix_length))
     attention_mask = suffix_mask
     kwargs: dict[str, Any] = {}
     if prefix_length > 0:
@@ -125,14 +131,8 @@ def _bucketed_forward(model, rows: Sequence[Sequence[int]], pad_id: int, logits_
     buckets = length_buckets([len(row) - prefix_length for row in rows], max_padding)
     logits: torch.Tensor | None = None
     for bucket in buckets:
-        suffixes = [list(rows[index][prefix_length:]) for index in bucket]
-        width = max(len(suffix) for suffix in suffixes)
-        input_ids = torch.full((len(bucket), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(bucket), width), dtype=torch.long)
-        for row, suffix in enumerate(suffixes):
-            input_ids[row, width - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
-            mask[row, width - len(suffix):] = 1
-        position_ids = (prefix_length + mask.cumsum(dim=1) - 1).clamp(min=0)
+        input_ids, mask, position_ids = _left_padded_suffixes([rows[index][prefix_length:] for index in bucket],
+                                                              pad_id, prefix_length)
         kwargs: dict[str, Any] = {}
         attention_mask = mask.to(device)
         if prefix_cache is not None:
