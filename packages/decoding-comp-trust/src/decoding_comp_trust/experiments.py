@@ -1,6 +1,7 @@
 """Experiments of `decoding-comp-trust`, registered with `repro` through the `repro.experiments` entry point.
 
-Compression (`compress`, issue 1/2) and the trust evaluation (`trust`, issue 2/2) each define theirs in their own module.
+Compression (`compress`, issue 1/2) and the trust evaluation (`trust`, issue 2/2) each define theirs in their
+own module.
 """
 
 from __future__ import annotations

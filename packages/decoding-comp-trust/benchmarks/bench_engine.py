@@ -1,0 +1,75 @@
+"""Prompts per second of the batched generation engine vs one prompt at a time (HELM's loop), SmolLM2, CPU.
+
+    OMP_NUM_THREADS=1 REPRO_DATA_DIR=/path/to/data uv run python packages/decoding-comp-trust/benchmarks/bench_engine.py
+
+Both runs use the same engine code, model, prompts and no cache; only the batch size differs. Two workloads:
+`classification` (OOD style zero-shot, greedy, 20 new tokens, as DecodingTrust's classification tasks) and
+`continuation` (toxicity prompts, greedy, 64 new tokens, decode-heavy like toxicity/stereotype/privacy). Prints one
+JSON line per workload with both throughputs, their ratio (target ≥ 4×) and the fraction of identical greedy outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+from decoding_comp_trust.trust import ood, toxicity
+from decoding_comp_trust.trust.common import Limits
+from decoding_comp_trust.trust.engine import GenRequest, HFEngine, Sampling
+from decoding_comp_trust.trust.evaluate import locate_data
+from decoding_comp_trust.trust.templates import messages_to_prompt
+from repro_shared.models import resolve_model
+
+
+def timed(engine: HFEngine, prompts: list[GenRequest]) -> tuple[float, list[str]]:
+    requests = [GenRequest(r.perspective, r.prompt, r.sampling) for r in prompts]
+    started = time.perf_counter()
+    engine.generate(requests)
+    return time.perf_counter() - started, [r.outputs[0] for r in requests]
+
+
+def workload(name: str, count: int) -> list[GenRequest]:
+    root, _ = locate_data(None)
+
+    def render(messages: list[dict]) -> str:
+        return messages_to_prompt(messages, "chatml")
+
+    if name == "classification":
+        return ood.build(root, Limits(max_items=count), render)[:count]
+    greedy = Sampling(max_tokens=64)
+    requests = toxicity.build(root, Limits(max_items=count), render)[:count]
+    return [GenRequest(r.perspective, r.prompt, greedy) for r in requests]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--workloads", default="classification,continuation")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    engine = HFEngine.from_folder(resolve_model("smollm2-135m-instruct").location)
+    for name in args.workloads.split(","):
+        bench(engine, name, workload(name, args.prompts), args)
+
+
+def bench(engine: HFEngine, name: str, prompts: list[GenRequest], args: argparse.Namespace) -> None:
+    engine.generate([GenRequest(p.perspective, p.prompt, p.sampling) for p in prompts[:2]])  # warm-up
+    engine.batch_size = 1
+    sequential_s, sequential = timed(engine, prompts)
+    engine.batch_size = args.batch_size
+    batched_s, batched = timed(engine, prompts)
+    print(json.dumps({
+        "workload": name, "prompts": len(prompts), "threads": args.threads, "batch_size": args.batch_size,
+        "sequential_prompts_per_s": round(len(prompts) / sequential_s, 3),
+        "batched_prompts_per_s": round(len(prompts) / batched_s, 3),
+        "speedup": round(sequential_s / batched_s, 2),
+        "identical_outputs": round(sum(a == b for a, b in zip(sequential, batched, strict=True)) / len(prompts), 3),
+    }))
+
+
+if __name__ == "__main__":
+    main()

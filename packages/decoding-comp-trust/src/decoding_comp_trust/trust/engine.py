@@ -1,0 +1,249 @@
+"""Batched generation engine with a resumable on-disk cache (notes §1.3: HELM's `HuggingFaceServer`, batched).
+
+DecodingTrust generates one prompt at a time through HELM; here prompts with the same sampling settings are generated
+in batches with left padding and attention masks, which gives the same greedy continuations much faster (see
+`benchmarks/bench_engine.py`). Every finished prompt is appended to a JSONL cache (flushed and fsynced) keyed by
+(model fingerprint, perspective, prompt, sampling settings), so an interrupted evaluation resumes and a changed scorer
+re-scores without generating anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repro_shared.errors import ConfigError
+from repro_shared.logging import get_logger
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Generation settings of one request: n samples at temperature t (t = 0: greedy), at most max_tokens."""
+
+    max_tokens: int
+    temperature: float = 0.0
+    n: int = 1
+    top_p: float = 1.0
+
+    def key(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class GenRequest:
+    """One prompt to generate for: the rendered prompt string plus what the scorer needs to know about it."""
+
+    perspective: str
+    prompt: str
+    sampling: Sampling
+    meta: dict[str, Any] = field(default_factory=dict)
+    outputs: list[str] | None = None
+
+
+def request_key(model_id: str, request: GenRequest) -> str:
+    payload = json.dumps({"model": model_id, "perspective": request.perspective, "prompt": request.prompt,
+                          "sampling": request.sampling.key()}, sort_keys=True)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class GenerationCache:
+    """Append-only JSONL cache of generations; a torn last line (a crash mid-write) is ignored on reading."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.entries: dict[str, list[str]] = {}
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                self.entries[record["key"]] = record["outputs"]
+
+    def get(self, key: str) -> list[str] | None:
+        return self.entries.get(key)
+
+    def put_many(self, items: Iterable[tuple[str, list[str]]]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = self.path.exists() and self.path.stat().st_size > 0 and not self.path.read_bytes().endswith(b"\n")
+        with open(self.path, "a", encoding="utf-8") as handle:
+            if torn:  # a crash mid-write left a partial last line: start a fresh one
+                handle.write("\n")
+            for key, outputs in items:
+                self.entries[key] = outputs
+                handle.write(json.dumps({"key": key, "outputs": outputs}, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def model_fingerprint(path: str | os.PathLike) -> str:
+    """A short hash of a model folder's config, compression record and weight files (name, size, mtime)."""
+    folder = Path(path)
+    digest = hashlib.sha256(str(folder.resolve()).encode())
+    for name in ("config.json", "compression.json", "generation_config.json"):
+        if (folder / name).exists():
+            digest.update((folder / name).read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        stat = weights.stat()
+        digest.update(f"{weights.name}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+    return digest.hexdigest()[:16]
+
+
+def check_causal_lm_folder(path: str | os.PathLike) -> None:
+    """Raise ConfigError unless ``path`` is a folder with a causal-LM config and a tokenizer (cheap: no weights)."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise ConfigError(f"model folder {folder} has no config.json: it is not a save_pretrained model",
+                          "pass a folder written by `save_pretrained` (a causal LM and its tokenizer)")
+    try:
+        config = AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"model folder {folder}: config.json cannot be read ({error})") from error
+    architectures = config.architectures or []
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (
+            architectures and not any(a.endswith("ForCausalLM") for a in architectures)):
+        raise ConfigError(f"model folder {folder} holds a {config.model_type!r} model {architectures}, "
+                          "not a causal language model",
+                          "pass a causal LM (e.g. LlamaForCausalLM) saved with save_pretrained")
+    if not any((folder / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        raise ConfigError(f"model folder {folder} has no tokenizer files", "save the tokenizer next to the model")
+
+
+class HFEngine:
+    """Batched `transformers` generation (left padding, attention masks, stop strings, n samples, seeds)."""
+
+    def __init__(self, model: Any, tokenizer: Any, model_id: str, cache: GenerationCache | None = None,
+                 batch_size: int = 8, seed: int = 0, add_special_tokens: bool = True,
+                 postprocess: Callable[[str], str] | None = None, stop_strings: Sequence[str] = ()) -> None:
+        self.model, self.tokenizer, self.model_id = model, tokenizer, model_id
+        self.cache, self.batch_size, self.seed = cache, batch_size, seed
+        self.add_special_tokens = add_special_tokens
+        self.postprocess = postprocess or (lambda text: text)
+        self.stop_strings = tuple(stop_strings)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.generated_prompts = 0  # prompts actually run through the model (not served from the cache)
+
+    @classmethod
+    def from_folder(cls, path: str | os.PathLike, device: Any = "cpu", dtype: Any = None, **kwargs: Any) -> HFEngine:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        check_causal_lm_folder(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32).to(device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        return cls(model, tokenizer, model_id=model_fingerprint(path), **kwargs)
+
+    def generate(self, requests: Sequence[GenRequest], progress: Callable | None = None) -> None:
+        """Fill ``request.outputs`` for every request: from the cache, or by batched generation (then cached)."""
+        pending: dict[str, list[GenRequest]] = {}
+        for request in requests:
+            key = request_key(self.model_id, request)
+            cached = self.cache.get(key) if self.cache else None
+            if cached is not None:
+                request.outputs = list(cached)
+            else:
+                pending.setdefault(key, []).append(request)
+        batches = self._batches(pending)
+        iterator = progress(batches, desc="generation batches") if progress else batches
+        for batch in iterator:
+            outputs = self._generate_batch([pending[key][0] for key in batch])
+            for key, texts in zip(batch, outputs, strict=True):
+                for request in pending[key]:
+                    request.outputs = list(texts)
+            if self.cache is not None:
+                self.cache.put_many(zip(batch, outputs, strict=True))
+
+    def _batches(self, pending: dict[str, list[GenRequest]]) -> list[list[str]]:
+        """Group keys with equal sampling settings, sorted by prompt length (less padding), into batches."""
+        groups: dict[Sampling, list[str]] = {}
+        for key, reqs in pending.items():
+            groups.setdefault(reqs[0].sampling, []).append(key)
+        batches = []
+        for sampling, keys in groups.items():
+            keys.sort(key=lambda k: (len(pending[k][0].prompt), k))
+            per_batch = max(1, self.batch_size // max(1, sampling.n))
+            batches += [keys[i:i + per_batch] for i in range(0, len(keys), per_batch)]
+        return batches
+
+    def _generate_batch(self, batch: list[GenRequest]) -> list[list[str]]:
+        import torch
+
+        sampling = batch[0].sampling
+        encoded = self.tokenizer([r.prompt for r in batch], return_tensors="pt", padding=True,
+                                 add_special_tokens=self.add_special_tokens).to(self.model.device)
+        kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_tokens, "pad_token_id": self.tokenizer.pad_token_id,
+                                  "num_return_sequences": sampling.n}
+        if sampling.temperature > 0:
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if self.stop_strings:
+            kwargs.update(stop_strings=list(self.stop_strings), tokenizer=self.tokenizer)
+        # Seeded per batch content, so that the same requests give the same samples in any run.
+        digest = hashlib.sha256("".join(r.prompt for r in batch).encode()).digest()
+        torch.manual_seed(self.seed * 1_000_003 + int.from_bytes(digest[:4], "little"))
+        with torch.inference_mode():
+            generated = self.model.generate(**encoded, **kwargs)
+        new_tokens = generated[:, encoded["input_ids"].shape[1]:]
+        texts = [self._decode(row) for row in new_tokens]
+        self.generated_prompts += len(batch)
+        return [texts[i * sampling.n:(i + 1) * sampling.n] for i in range(len(batch))]
+
+    def _decode(self, token_ids: Any) -> str:
+        """Cut at the first end-of-sequence token, decode without skipping special tokens (as HELM), stop strings."""
+        ids = token_ids.tolist()
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        for position, token in enumerate(ids):
+            if token in eos_ids:
+                ids = ids[:position]
+                break
+        text = self.tokenizer.decode(ids, skip_special_tokens=False)
+        for stop in self.stop_strings:
+            if stop in text:
+                text = text[:text.index(stop)]
+        return self.postprocess(text)
+
+
+def vllm_available() -> bool:
+    """The optional vLLM backend (GPU users, extra `vllm`) is used only when the package is importable."""
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+class VLLMEngine(HFEngine):
+    """Optional vLLM backend with the same request/cache interface (GPU only; not exercised on this CPU machine)."""
+
+    def __init__(self, path: str | os.PathLike, model_id: str, cache: GenerationCache | None = None, seed: int = 0,
+                 postprocess: Callable[[str], str] | None = None, stop_strings: Sequence[str] = ()) -> None:
+        if not vllm_available():
+            raise ConfigError("backend 'vllm' needs the vllm package", "pip install vllm (GPU), or use backend 'hf'")
+        from vllm import LLM  # type: ignore[import-not-found]
+
+        self.llm, self.model_id, self.cache, self.seed = LLM(model=str(path), seed=seed), model_id, cache, seed
+        self.postprocess = postprocess or (lambda text: text)
+        self.stop_strings = tuple(stop_strings)
+        self.batch_size, self.generated_prompts = 1 << 30, 0
+
+    def _generate_batch(self, batch: list[GenRequest]) -> list[list[str]]:
+        from vllm import SamplingParams  # type: ignore[import-not-found]
+
+        s = batch[0].sampling
+        params = SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p if s.temperature > 0 else 1.0,
+                                max_tokens=s.max_tokens, stop=list(self.stop_strings) or None, seed=self.seed)
+        results = self.llm.generate([r.prompt for r in batch], params)
+        self.generated_prompts += len(batch)
+        return [[self.postprocess(o.text) for o in result.outputs] for result in results]

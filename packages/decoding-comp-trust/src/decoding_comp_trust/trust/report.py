@@ -1,0 +1,143 @@
+"""The paper's outputs from per-model scores: the score table (num_sheet.csv layout), differences vs dense (Fig. 2),
+seed mean ± std (Fig. 3/7), refusal rates, and the direction-of-effect claims of notes §4.3."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .evaluate import COLUMNS
+
+ORDER = ("mmlu", "advglue", "ood", "adv_demo", "ethics", "fairness", "toxicity", "privacy", "stereotype")
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def average(scores: Mapping[str, float | None]) -> float | None:
+    """The paper's Average = mean of the 9 columns incl. MMLU; here over the evaluated columns (named in the table)."""
+    values = [v for v in scores.values() if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def score_table(models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for m in models:
+        scores = {d: _num(m["results"][d]["score"]) for d in ORDER if d in m["results"]}
+        row = {"setting": m["name"], "method": m["meta"].get("method", "none"), "bits": m["meta"].get("bits"),
+               "sparsity": m["meta"].get("sparsity"), "pattern": m["meta"].get("pattern"),
+               "seed": m["meta"].get("seed")}
+        row.update({COLUMNS[d]: None if v is None else round(v, 1) for d, v in scores.items()})
+        avg = average(scores)
+        row["Average"] = None if avg is None else round(avg, 1)
+        rows.append(row)
+    return rows
+
+
+def refusal_table(models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [{"setting": m["name"], **{COLUMNS[d]: None if _num(m["results"][d].get("refusal")) is None
+                                      else round(m["results"][d]["refusal"], 1)
+                                      for d in ORDER if d in m["results"]}} for m in models]
+
+
+def difference_table(models: Sequence[Mapping[str, Any]], dense: str = "dense") -> list[dict[str, Any]]:
+    """Score − dense score per dimension (the paper's Fig. 2 shows this difference, in points)."""
+    base = next((m for m in models if m["name"] == dense), None)
+    if base is None:
+        return []
+    rows = []
+    for m in models:
+        if m["name"] == dense:
+            continue
+        row = {"setting": m["name"]}
+        for d in ORDER:
+            a, b = _num(m["results"].get(d, {}).get("score")), _num(base["results"].get(d, {}).get("score"))
+            row[COLUMNS[d]] = None if a is None or b is None else round(a - b, 1)
+        rows.append(row)
+    return rows
+
+
+def group_key(meta: Mapping[str, Any]) -> str:
+    """A compression setting without its calibration seed (for seed means)."""
+    parts = [str(meta.get("method", "none"))]
+    if meta.get("bits") not in (None, 16):
+        parts.append(f"{meta['bits']}bit")
+    if meta.get("pattern"):
+        parts.append(str(meta["pattern"]))
+    elif meta.get("sparsity"):
+        parts.append(f"{meta['sparsity']}")
+    return "-".join(parts)
+
+
+def seed_groups(models: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """group → dimension → (mean, sample std, number of seeds)."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for m in models:
+        groups.setdefault(group_key(m["meta"]), []).append(m)
+    out = {}
+    for key, members in groups.items():
+        out[key] = {}
+        for d in ORDER:
+            values = [v for m in members if (v := _num(m["results"].get(d, {}).get("score"))) is not None]
+            if values:
+                out[key][d] = (float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+                               len(values))
+    return out
+
+
+def plot_heatmap(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = [COLUMNS[d] for d in ORDER]
+    data = np.array([[np.nan if r[c] is None else r[c] for c in cols] for r in rows], dtype=float)
+    limit = max(5.0, float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 5.0)
+    fig, ax = plt.subplots(figsize=(1.0 * len(cols) + 3, 0.45 * len(rows) + 1.8))
+    image = ax.imshow(data, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(range(len(cols)), cols, rotation=35, ha="right")
+    ax.set_yticks(range(len(rows)), [r["setting"] for r in rows])
+    for i in range(data.shape[0]):
+        for j in range(data.shape[1]):
+            ax.text(j, i, "n/a" if np.isnan(data[i, j]) else f"{data[i, j]:+.1f}", ha="center", va="center",
+                    fontsize=7)
+    fig.colorbar(image, ax=ax, label="score − dense (points)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_seed_bars(groups: Mapping[str, Mapping[str, tuple[float, float, int]]], path: Path) -> Path | None:
+    if not groups:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dims = [d for d in ORDER if any(d in g for g in groups.values())]
+    names = list(groups)
+    width = 0.8 / max(1, len(names))
+    fig, ax = plt.subplots(figsize=(1.3 * len(dims) + 3, 4.2))
+    for k, name in enumerate(names):
+        means = [groups[name].get(d, (np.nan, 0, 0))[0] for d in dims]
+        stds = [groups[name].get(d, (0, 0.0, 0))[1] for d in dims]
+        seeds = max((groups[name].get(d, (0, 0, 0))[2] for d in dims), default=0)
+        ax.bar(np.arange(len(dims)) + k * width, means, width, yerr=stds, capsize=2, label=f"{name} (s={seeds})")
+    ax.set_xticks(np.arange(len(dims)) + 0.4 - width / 2, [COLUMNS[d] for d in dims], rotation=30, ha="right")
+    ax.set_ylabel("score (0–100), mean ± std over seeds")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,116 @@
+"""The `trust` experiment end to end on the tiny model and a miniature data tree; bad input; resume."""
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from repro_shared.errors import ConfigError
+from repro_shared.experiments import find_experiment
+from repro_shared.runs import RunOptions, execute
+
+sys.path.insert(0, str(Path(__file__).parent))  # the tests' own helper module (tests/ is not a package)
+from decoding_comp_trust.trust.evaluate import check_data
+from decoding_comp_trust.trust_experiments import TrustConfig, compressed_models
+from trust_fixtures import make_data_dir
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return make_data_dir(tmp_path_factory.mktemp("data"))
+
+
+def smoke_config(**changes):
+    return dataclasses.replace(find_experiment("decoding-comp-trust:trust").config("smoke"), **changes)
+
+
+def run(tmp_path, data_dir, config, name="r", resume=False):
+    experiment = find_experiment("decoding-comp-trust:trust")
+    options = RunOptions(scale="smoke", out=tmp_path / "runs", name=name, data_dir=data_dir, threads=1, resume=resume)
+    return execute(experiment, config, options)
+
+
+def test_smoke_run_writes_table_figures_and_resumes_without_generating(tmp_path, data_dir):
+    # one compressed "setting" (a copy of the tiny model) exercises the compressed-run contract and the heatmap
+    config = smoke_config(cache_dir=str(tmp_path / "cache"))
+    run_dir = run(tmp_path, data_dir, config, "first")
+    results = json.loads(run_dir.results_path.read_text())
+    table = results["tables"]["trust_scores"]
+    assert [row["setting"] for row in table] == ["dense"]
+    row = table[0]
+    for column in ("MMLU", "OOD", "AdvDemo", "Ethics", "Fairness", "Toxicity", "Privacy", "Stereotype"):
+        assert row[column] is not None and 0.0 <= row[column] <= 100.0, column
+    assert row["AdvGLUE++"] is None  # absent data → not evaluated, never invented
+    assert (run_dir.path / "figures" / "seed_mean_std.png").exists()
+    dense = json.loads((run_dir.path / "models" / "dense.json").read_text())
+    assert dense["generated_prompts"] > 0
+    second = run(tmp_path, data_dir, config, "second")  # same cache, new run: nothing is generated again
+    again = json.loads((second.path / "models" / "dense.json").read_text())
+    assert again["generated_prompts"] == 0
+    assert json.loads(second.results_path.read_text())["tables"]["trust_scores"] == table
+
+
+def test_compressed_runs_contract_and_heatmap(tmp_path, data_dir):
+    from decoding_comp_trust.trust.tiny import build_tiny_model
+
+    setting = tmp_path / "compress" / "models" / "rtn-w8-g64-s0"
+    build_tiny_model(setting, seed=1)
+    (setting / "compression.json").write_text(json.dumps({
+        "method": "rtn", "bits": 8, "group_size": 64, "sparsity": None, "pattern": None, "seed": 0,
+        "calibration": None, "base_model": "tiny-random"}))
+    other = tmp_path / "compress" / "models" / "other-base--rtn-w8-g64"  # compressed from another base model
+    other.mkdir()
+    (other / "compression.json").write_text(json.dumps({"method": "rtn", "bits": 8, "base_model": "other"}))
+    config = smoke_config(compressed_runs=(str(tmp_path / "compress"),), perspectives=("mmlu", "ethics"),
+                          cache_dir=str(tmp_path / "cache"))
+    run_dir = run(tmp_path, data_dir, config)
+    results = json.loads(run_dir.results_path.read_text())
+    assert [r["setting"] for r in results["tables"]["trust_scores"]] == ["dense", "rtn-w8-g64-s0"]
+    assert results["tables"]["difference_vs_dense"][0]["setting"] == "rtn-w8-g64-s0"
+    assert (run_dir.path / "figures" / "relative_difference.png").exists()
+
+
+def test_compressed_folder_that_is_not_a_causal_lm_is_rejected(tmp_path):
+    bad = tmp_path / "compress" / "models" / "broken"
+    bad.mkdir(parents=True)
+    (bad / "compression.json").write_text("{}")
+    (bad / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
+    with pytest.raises(ConfigError, match="not a causal language model"):
+        compressed_models(TrustConfig(compressed_runs=(str(tmp_path / "compress"),)))
+    with pytest.raises(ConfigError, match="no models/ folder"):
+        compressed_models(TrustConfig(compressed_runs=(str(tmp_path),)))
+    with pytest.raises(ConfigError, match="compress --scale quick"):
+        compressed_models(TrustConfig(compressed_runs=(str(tmp_path / "absent"),)))
+
+
+def test_missing_perspective_files_are_named(tmp_path, data_dir):
+    root = data_dir / "decodingtrust"
+    with pytest.raises(ConfigError, match=r"advglue: adv-glue-plus-plus/data/alpaca.json"):
+        check_data(root, ("advglue", "ethics"), "error")
+    assert list(check_data(root, ("advglue", "ethics"), "skip")) == ["advglue"]
+    with pytest.raises(ConfigError, match="unknown perspective"):
+        TrustConfig(perspectives=("toxicity", "humour"))
+
+
+def test_advglue_scored_when_its_data_is_present(tmp_path):
+    from decoding_comp_trust.trust import advglue
+    from decoding_comp_trust.trust.common import Limits
+
+    root = make_data_dir(tmp_path, with_advglue=True) / "decodingtrust"
+    assert check_data(root, ("advglue",), "error") == {}
+    requests = advglue.build(root, Limits(), lambda m: m[-1]["content"])
+    assert len(requests) == 9
+    for r in requests:
+        r.outputs = [{"sst2": "positive", "qqp": "no", "mnli": "no"}[r.meta["task"]]]
+    assert advglue.score(requests).score == pytest.approx(100.0)
+
+
+def test_item_overrides_are_parsed_and_checked():
+    from decoding_comp_trust.trust_experiments import eval_options
+
+    config = TrustConfig(max_items=2, item_overrides=("fairness=12",))
+    options = eval_options(config, seed=0)
+    assert options.limits_for("fairness").max_items == 12 and options.limits_for("ethics").max_items == 2
+    with pytest.raises(ConfigError, match="item_overrides"):
+        TrustConfig(item_overrides=("fairness=many",))
