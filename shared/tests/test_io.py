@@ -45,3 +45,15 @@ def test_atomic_directory(tmp_path):
     assert (target / "weights").read_text() == "full"
     with pytest.raises(FileExistsError), io.atomic_directory(target):
         pass
+
+
+def test_jsonl_append_survives_a_torn_last_line(tmp_path):
+    path = tmp_path / "log" / "records.jsonl"
+    assert io.read_jsonl(path) == []
+    io.append_jsonl(path, [{"a": 1}, {"b": [2, 3]}])
+    with open(path, "a", encoding="utf-8") as handle:  # a writer killed mid-record
+        handle.write('{"c": ')
+    assert io.read_jsonl(path) == [{"a": 1}, {"b": [2, 3]}]
+    io.append_jsonl(path, [{"d": 4}])  # starts on a fresh line, so the new record is readable
+    assert io.read_jsonl(path) == [{"a": 1}, {"b": [2, 3]}, {"d": 4}]
+    assert path.read_text().count("\n") == 4

@@ -1,6 +1,7 @@
 """Atomic file output: every result file is written to a temporary sibling, flushed, then renamed into place.
 
 An interrupted process therefore leaves either the previous file or the new one, never a half-written file.
+Append-only JSON-lines logs (``append_jsonl``/``read_jsonl``) fsync each batch and skip a torn last line on reading.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -84,6 +85,46 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def read_jsonl(path: str | os.PathLike) -> list[Any]:
+    """Every complete record of a JSON-lines file; a torn line (a process killed mid-write) is skipped.
+
+    A missing file has no records.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def append_jsonl(path: str | os.PathLike, records: Iterable[Any]) -> None:
+    """Append records as JSON lines and fsync them, so that a record is either on disk whole or not at all.
+
+    A torn last line left by a killed writer is closed with a newline first, so it stays a skipped line of its own.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torn = path.exists() and path.stat().st_size > 0 and not _ends_with_newline(path)
+    with open(path, "a", encoding="utf-8") as handle:
+        if torn:
+            handle.write("\n")
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False, default=json_default) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) == b"\n"
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
-from .io import json_default
+from .io import json_default, read_jsonl
 
 T = TypeVar("T")
 
@@ -94,16 +94,7 @@ class MetricsLogger:
 
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     """All complete records of a metrics file (a torn final line from a killed process is skipped)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    return read_jsonl(path)
 
 
 def progress(iterable: Iterable[T], desc: str, total: int | None = None, **kwargs: Any) -> Iterator[T]:

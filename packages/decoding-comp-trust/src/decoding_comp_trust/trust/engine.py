@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from repro_shared.errors import ConfigError
+from repro_shared.io import append_jsonl, read_jsonl
 from repro_shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -58,29 +59,15 @@ class GenerationCache:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.entries: dict[str, list[str]] = {}
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                self.entries[record["key"]] = record["outputs"]
+        self.entries: dict[str, list[str]] = {record["key"]: record["outputs"] for record in read_jsonl(self.path)}
 
     def get(self, key: str) -> list[str] | None:
         return self.entries.get(key)
 
     def put_many(self, items: Iterable[tuple[str, list[str]]]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        torn = self.path.exists() and self.path.stat().st_size > 0 and not self.path.read_bytes().endswith(b"\n")
-        with open(self.path, "a", encoding="utf-8") as handle:
-            if torn:  # a crash mid-write left a partial last line: start a fresh one
-                handle.write("\n")
-            for key, outputs in items:
-                self.entries[key] = outputs
-                handle.write(json.dumps({"key": key, "outputs": outputs}, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        items = list(items)
+        append_jsonl(self.path, ({"key": key, "outputs": outputs} for key, outputs in items))
+        self.entries.update(items)
 
 
 def model_fingerprint(path: str | os.PathLike) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from repro_shared.errors import ConfigError, ReproError
+from repro_shared.io import append_jsonl, read_jsonl
 
 PERSPECTIVE_URL = "https://commentanalyzer.googleapis.com/v1alpha1/comments:analyze"
 Transport = Callable[[str, bytes, float], tuple[int, bytes]]  # (url, body, timeout) -> (HTTP status, body)
@@ -97,13 +98,8 @@ class PerspectiveAPIScorer:
         self._last_call = 0.0
         self.calls = 0
         self._cache: dict[str, float] = {}
-        if self.cache_path and self.cache_path.exists():
-            for line in self.cache_path.read_text(encoding="utf-8").splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                self._cache[record["sha"]] = record["toxicity"]
+        if self.cache_path:
+            self._cache = {record["sha"]: record["toxicity"] for record in read_jsonl(self.cache_path)}
 
     def score(self, texts: Sequence[str]) -> list[float]:
         return [self._score_one(text) for text in texts]
@@ -117,11 +113,7 @@ class PerspectiveAPIScorer:
         value = self._request(text)
         self._cache[sha] = value
         if self.cache_path:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.cache_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"sha": sha, "toxicity": value}) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            append_jsonl(self.cache_path, [{"sha": sha, "toxicity": value}])
         return value
 
     def _request(self, text: str) -> float:
