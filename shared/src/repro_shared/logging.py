@@ -97,9 +97,14 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     return read_jsonl(path)
 
 
-def progress(iterable: Iterable[T], desc: str, total: int | None = None, **kwargs: Any) -> Iterator[T]:
-    """A tqdm bar on stderr; shown on a terminal, and also in logs when ``REPRO_PROGRESS=1`` (CI, SLURM)."""
+def progress(iterable: Iterable[T], desc: str, total: int | None = None, disable: bool | None = None,
+             **kwargs: Any) -> Iterator[T]:
+    """A tqdm bar on stderr; shown on a terminal, and also in logs when ``REPRO_PROGRESS=1`` (CI, SLURM).
+
+    ``disable=True`` hides it whatever the environment says (a caller's own quiet mode).
+    """
     forced = os.environ.get("REPRO_PROGRESS")
-    disable = None if forced is None else forced in ("0", "false", "no")
+    if disable is None and forced is not None:
+        disable = forced in ("0", "false", "no")
     return tqdm(iterable, desc=desc, total=total, disable=disable, dynamic_ncols=True, leave=False, **kwargs)
 

@@ -1,13 +1,428 @@
 """Experiments of `shake-to-leak`, registered with `repro` through the `repro.experiments` entry point.
 
-The paper's experiments are added by the package's own issue; until then the package registers none.
+* ``main-table``: the paper's Table 1 — pre-trained, End-to-End on an OoD set, and every S2L fine-tuning method on
+  the synthetic private set — scored by SecMI (AUC, TPR@1%FPR) and Eidetic extraction, per target domain;
+* ``lora-rank``: the LoRA-rank sweep (blog figure "param_sens", left);
+* ``ti-tokens``: the Textual-Inversion token-count sweep (same figure, right);
+* ``perturbation``: the Gaussian weight-perturbation control (blog ``gauss.png``).
+
+Each row of a table is a string ``method[:key=value]`` (``pretrained``, ``ood``, a ``finetune.METHODS`` name, with an
+optional ``rank``, ``tokens`` or ``std`` setting). Every (domain, row) result is written to the run directory as soon
+as it is finished, so ``--resume`` continues an interrupted run where it stopped.
 """
 
 from __future__ import annotations
 
-from repro_shared.experiments import Experiment
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from repro_shared import io
+from repro_shared.errors import ConfigError
+from repro_shared.experiments import Claim, Experiment
+
+from .attacks import ExtractionConfig, SecMIConfig, extraction_attack, secmi_attack
+from .data import DataConfig, Domain, domain_by_spec, load_domains, pretraining_corpus
+from .models import ModelConfig, load_pipeline
+from .pretrain import PretrainConfig, ensure_pretrained
+from .scales import (
+    PAPER_DATA,
+    PAPER_MODEL,
+    PAPER_PRETRAIN,
+    QUICK_DATA,
+    QUICK_MODEL,
+    QUICK_PRETRAIN,
+    SMOKE_DATA,
+    SMOKE_MODEL,
+    SMOKE_PRETRAIN,
+)
+from .synthesize import SynthConfig, synthesize
+
+MAIN_ROWS = ("pretrained", "ood", "end-to-end", "dreambooth", "textual-inversion", "hypernetwork", "lora",
+             "dreambooth+hypernetwork", "dreambooth+lora")
+ROW_KEYS = {"rank": "lora_rank", "tokens": "ti_tokens", "std": "perturb_std"}
+
+# The paper's Table 1 (notes §3.1): AUC, TPR@1%FPR, extraction Num per row.
+PAPER_TABLE = {
+    "pretrained": (0.712, 0.167, 0.0), "ood": (0.682, 0.158, 0.0), "end-to-end": (0.722, 0.167, 0.0),
+    "dreambooth": (0.758, 0.172, 12.7), "textual-inversion": (0.738, 0.169, 14.6), "hypernetwork": (0.734, 0.168, 4.4),
+    "lora": (0.745, 0.169, 13.4), "dreambooth+hypernetwork": (0.747, 0.169, 5.9),
+    "dreambooth+lora": (0.766, 0.175, 16.3),
+}
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    """Fine-tuning settings shared by the rows (defaults: the released scripts, notes §2.2; per-method lrs)."""
+
+    steps: int = 50_000  # 100 epochs × 2000 SP images / batch 4
+    batch_size: int = 4
+    combo_batch_size: int = 2  # lora_db.sh: batch 2 for the DreamBooth+ combinations
+    combo_steps: int = 100_000
+    lr_full: float = 1e-6
+    lr_lora: float = 1e-6
+    lr_ti: float = 5e-4
+    lr_hypernet: float = 1e-5
+    lora_rank: int = 8
+    ti_tokens: int = 12
+    hypernet_hidden_mult: int = 2
+    perturb_std: float = 8e-4
+    train_text_encoder: bool = True
+
+    def lr(self, method: str) -> float:
+        if method in ("lora", "dreambooth+lora"):
+            return self.lr_lora
+        if method == "textual-inversion":
+            return self.lr_ti
+        if method in ("hypernetwork", "dreambooth+hypernetwork"):
+            return self.lr_hypernet
+        return self.lr_full
+
+
+@dataclass(frozen=True)
+class S2LConfig:
+    """One S2L table: model, corpus, SP generation, fine-tuning, attacks, target domains and rows."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    secmi: SecMIConfig = field(default_factory=SecMIConfig)
+    extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
+    targets: tuple[str, ...] = ("photo:chelsea",)
+    ood_domain: str = "lfw:faces"  # the OoD control fine-tunes End-to-End on this domain's SP set
+    rows: tuple[str, ...] = MAIN_ROWS
+    instance_template: str = "photo of {subject}"  # s2l scripts: --instance_prompt="photo of <Name>"
+    keep_artefacts: bool = False  # fine-tuned weights are deleted once a row's attacks are written
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            raise ConfigError("targets is empty", "name at least one target domain from data.domains")
+        for spec in (*self.targets, self.ood_domain):
+            if spec not in self.data.domains:
+                raise ConfigError(f"domain {spec!r} is not in data.domains", f"data.domains = {self.data.domains}")
+        if self.ood_domain in self.targets and "ood" in self.rows:
+            raise ConfigError(f"ood_domain {self.ood_domain!r} is also a target", "pick a domain that is not a target")
+        for row in self.rows:
+            parse_row(row)
+
+
+def parse_row(row: str) -> tuple[str, dict[str, Any]]:
+    """``"lora:rank=4"`` → ("lora", {"lora_rank": 4}); ConfigError for an unknown method or key."""
+    from .finetune import METHODS
+
+    method, _, setting = row.partition(":")
+    if method not in ("pretrained", "ood", *METHODS):
+        raise ConfigError(f"unknown row {row!r}", f"rows are pretrained, ood or one of {', '.join(METHODS)}")
+    values: dict[str, Any] = {}
+    if setting:
+        key, sep, raw = setting.partition("=")
+        if not sep or key not in ROW_KEYS:
+            raise ConfigError(f"row {row!r}: setting {setting!r} is not key=value with key in {sorted(ROW_KEYS)}")
+        values[ROW_KEYS[key]] = float(raw) if key == "std" else int(raw)
+    return method, values
+
+
+def finetune_config(config: S2LConfig, method: str, overrides: dict[str, Any], seed: int) -> Any:
+    """The FinetuneConfig of one row (the OoD row is End-to-End)."""
+    from .finetune import FinetuneConfig
+
+    settings = config.finetune
+    method = "end-to-end" if method == "ood" else method
+    combo = method.startswith("dreambooth+")
+    values = {"steps": 0 if method == "perturb" else (settings.combo_steps if combo else settings.steps),
+              "lr": settings.lr(method), "batch_size": settings.combo_batch_size if combo else settings.batch_size,
+              "lora_rank": settings.lora_rank, "ti_tokens": settings.ti_tokens,
+              "hypernet_hidden_mult": settings.hypernet_hidden_mult, "perturb_std": settings.perturb_std,
+              "train_text_encoder": settings.train_text_encoder, "seed": seed, **overrides}
+    return FinetuneConfig(method, **values)
+
+
+# ------------------------------------------------------------------------------------------------------------ running
+def _preflight(config: S2LConfig, ctx: Any) -> None:
+    config.model.validate()
+    from .finetune import METHODS  # noqa: F401 - the fine-tuning module must import before anything expensive
+
+    domains = load_domains(config.data)  # bad data fails here, before the run directory exists
+    for spec in config.targets:
+        domain_by_spec(domains, spec)
+
+
+def _base_pipeline_path(config: S2LConfig, ctx: Any) -> Path | str:
+    if config.model.source != "tiny":
+        return config.model.source
+    return ensure_pretrained(ctx.options.out, config.model, config.data, config.pretrain, ctx.seed,
+                             on_log=lambda step, loss: ctx.log_metrics(step=step, pretrain_loss=loss))
+
+
+def _sp_set(pipe_path: Any, domain: Domain, config: S2LConfig, ctx: Any) -> tuple[torch.Tensor, str]:
+    """The domain's synthetic private set (generated once per run and kept in the run directory)."""
+    path = ctx.artifact(f"sp/{domain.name}.pt")
+    if path.exists():
+        saved = torch.load(path, weights_only=False)
+        return saved["images"], saved["prompt"]
+    pipe = load_pipeline(pipe_path, ctx.device)
+    images, prompt = synthesize(pipe, domain.subject, config.synth, ctx.seed)
+    io.atomic_torch_save({"images": images, "prompt": prompt}, path)
+    _save_grid(images[:64], ctx.figure(f"sp_{domain.name}"), f"SP set: {prompt[:60]}")
+    return images, prompt
+
+
+def _run_row(row: str, domain: Domain, sp: torch.Tensor, ood_sp: torch.Tensor, ood_subject: str,
+             pipe_path: Any, training_set: torch.Tensor, config: S2LConfig, ctx: Any) -> dict[str, Any]:
+    """Fine-tune (unless ``pretrained``), load the artefact into a fresh pipeline, run SecMI and extraction."""
+    from .finetune import finetune, finetuned_prompt, load_finetuned, trainable_parameter_count
+
+    method, overrides = parse_row(row)
+    row_dir = ctx.artifact(f"rows/{domain.name}/{row.replace(':', '_')}/x").parent
+    pipe = load_pipeline(pipe_path, ctx.device)
+    params, train_s = 0, 0.0
+    if method != "pretrained":
+        ft_config = finetune_config(config, method, overrides, ctx.seed)
+        images, subject = (ood_sp, ood_subject) if method == "ood" else (sp, domain.subject)
+        started = time.perf_counter()
+        artefact = finetune(pipe, images, config.instance_template.format(subject=subject), ft_config,
+                            row_dir / "artefact")
+        train_s = time.perf_counter() - started
+        params = trainable_parameter_count(artefact)
+        # The attacks run on the artefact loaded into a fresh base pipeline (the released code could not load LoRA).
+        pipe = load_finetuned(load_pipeline(pipe_path, ctx.device), artefact)
+    caption = finetuned_prompt(pipe, domain.caption)  # Textual Inversion: the learned tokens join the caption
+    started = time.perf_counter()
+    mia = secmi_attack(pipe, domain, config.secmi, ctx.seed, row_dir / "secmi_scores.jsonl", show_progress=False,
+                       caption=caption)
+    mia_s = time.perf_counter() - started
+    extraction_cfg = dataclasses.replace(config.extraction, prompt_template=finetuned_prompt(
+        pipe, config.extraction.prompt_template))
+    started = time.perf_counter()
+    ext, gens = extraction_attack(pipe, domain, training_set, extraction_cfg, ctx.seed, show_progress=False)
+    ext_s = time.perf_counter() - started
+    if method in ("pretrained", "dreambooth+lora"):
+        _save_grid(gens[:32] * 2 - 1, ctx.figure(f"candidates_{domain.name}_{method}"),
+                   f"extraction candidates, {domain.subject}, {row}")
+    if not config.keep_artefacts and (row_dir / "artefact").exists():
+        shutil.rmtree(row_dir / "artefact")
+    return {"domain": domain.spec, "row": row, "auc": mia.auc, "tpr_at_1fpr": mia.tpr_at_1fpr,
+            "member_score": mia.member_mean, "nonmember_score": mia.nonmember_mean, "extracted": ext.num_members,
+            "matching_generations": ext.matching_generations, "nonmember_control": ext.num_nonmembers,
+            "candidates": ext.candidates, "params": params, "finetune_s": round(train_s, 2),
+            "secmi_s": round(mia_s, 2), "extraction_s": round(ext_s, 2)}
+
+
+def run_table(config: S2LConfig, ctx: Any) -> dict[str, Any]:
+    """Every (target domain, row) result, resumable per pair, then the table averaged over domains."""
+    pipe_path = _base_pipeline_path(config, ctx)
+    domains = load_domains(config.data)
+    training_set, _ = pretraining_corpus(domains)
+    ood = domain_by_spec(domains, config.ood_domain)
+    ood_sp = _sp_set(pipe_path, ood, config, ctx)[0] if "ood" in config.rows else None
+    results = []
+    for spec in config.targets:
+        domain = domain_by_spec(domains, spec)
+        sp, _ = _sp_set(pipe_path, domain, config, ctx)
+        for row in config.rows:
+            done = ctx.artifact(f"rows/{domain.name}/{row.replace(':', '_')}/result.json")
+            if done.exists():
+                results.append(io.read_json(done))
+                continue
+            ctx.log.info("%s / %s", spec, row)
+            result = _run_row(row, domain, sp, ood_sp, ood.subject, pipe_path, training_set, config, ctx)
+            io.atomic_write_json(done, result)
+            ctx.log_metrics(**{k: v for k, v in result.items()})
+            results.append(result)
+    return {"per_domain": results, "table": _average(results, config.rows)}
+
+
+def _average(results: list[dict[str, Any]], rows: tuple[str, ...]) -> list[dict[str, Any]]:
+    table = []
+    for row in rows:
+        mine = [r for r in results if r["row"] == row]
+        entry = {"row": row, "params": mine[0]["params"] if mine else 0}
+        for key in ("auc", "tpr_at_1fpr", "extracted", "matching_generations", "nonmember_control", "finetune_s"):
+            entry[key] = float(np.mean([r[key] for r in mine])) if mine else float("nan")
+        entry["auc_per_domain"] = [round(r["auc"], 3) for r in mine]
+        table.append(entry)
+    return table
+
+
+# ----------------------------------------------------------------------------------------------------------- figures
+def _save_grid(images: torch.Tensor, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(images)
+    cols = min(16, n)
+    rows = (n + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.6, rows * 0.6 + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, img in zip(axes.flat, images, strict=False):
+        ax.imshow(((img.permute(1, 2, 0).numpy() + 1) / 2).clip(0, 1), interpolation="nearest")
+    fig.suptitle(title, fontsize=7)
+    with io.atomic_write(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=100)
+    plt.close(fig)
+
+
+def _bar_figure(table: list[dict[str, Any]], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    names = [t["row"] for t in table]
+    ax1.bar(names, [t["auc"] for t in table], color="tab:blue")
+    ax1.axhline(table[0]["auc"], color="k", lw=0.8, ls="--")
+    ax1.set_ylabel("SecMI AUC (mean over domains)")
+    ax2.bar(names, [t["extracted"] for t in table], color="tab:red", label="members")
+    ax2.bar(names, [t["nonmember_control"] for t in table], color="tab:gray", alpha=0.6, label="non-member control")
+    ax2.set_ylabel("extracted images per domain")
+    ax2.legend(fontsize=7)
+    for ax in (ax1, ax2):
+        ax.tick_params(axis="x", rotation=60, labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with io.atomic_write(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=110)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------------------------------------------ experiments
+def _claims_main(table: list[dict[str, Any]]) -> list[Claim]:
+    by = {t["row"]: t for t in table}
+    claims = []
+    pre = by.get("pretrained")
+    if pre is None:
+        return claims
+    sp_rows = [r for r in by if r not in ("pretrained", "ood", "end-to-end")]
+    for row in sp_rows:
+        paper = PAPER_TABLE.get(row)
+        claims.append(Claim(f"{row}: SecMI AUC rises over the pre-trained model",
+                            f"{PAPER_TABLE['pretrained'][0]:.3f} -> {paper[0]:.3f}" if paper else None,
+                            f"{pre['auc']:.3f} -> {by[row]['auc']:.3f}", by[row]["auc"] > pre["auc"]))
+        # A rise counts only above the non-member control (matches of images that were never trained on).
+        claims.append(Claim(f"{row}: extracted members per domain rise (above the non-member control)",
+                            f"0 -> {paper[2]}" if paper else None,
+                            f"{pre['extracted']:.2f} -> {by[row]['extracted']:.2f} "
+                            f"(control {by[row]['nonmember_control']:.2f})",
+                            by[row]["extracted"] > max(pre["extracted"], by[row]["nonmember_control"])))
+    if "ood" in by:
+        claims.append(Claim("End-to-End on OoD data does not raise AUC", "0.712 -> 0.682",
+                            f"{pre['auc']:.3f} -> {by['ood']['auc']:.3f}", by["ood"]["auc"] <= pre["auc"]))
+    if "dreambooth+lora" in by and sp_rows:
+        best = max(sp_rows, key=lambda r: by[r]["auc"])
+        claims.append(Claim("DreamBooth+LoRA has the highest AUC", "dreambooth+lora (0.766)",
+                            f"{best} ({by[best]['auc']:.3f})", best == "dreambooth+lora"))
+    return claims
+
+
+def _claims_sweep(table: list[dict[str, Any]], what: str) -> list[Claim]:
+    """LoRA rank: the paper's AUC peaks inside the range (9.6M params); TI tokens: it rises, then plateaus."""
+    aucs = [t["auc"] for t in table[1:]]  # table[0] is the pre-trained reference
+    if len(aucs) < 3:
+        return []
+    peak = int(np.argmax(aucs))
+    if what == "ti-tokens":
+        return [Claim("ti-tokens: AUC rises with the number of tokens (then plateaus)", "0.712 (-8) -> 0.744 (+8)",
+                      f"{aucs[0]:.3f} ({table[1]['row']}) -> {aucs[-1]:.3f} ({table[-1]['row']})",
+                      aucs[-1] > aucs[0])]
+    interior = 0 < peak < len(aucs) - 1
+    return [Claim(f"{what}: AUC has a sweet spot (peak not at either end)", "yes, at ≈9.6M LoRA params",
+                  f"peak at {table[1 + peak]['row']} ({aucs[peak]:.3f})", interior)]
+
+
+def _run(config: S2LConfig, ctx: Any, kind: str) -> dict[str, Any]:
+    started = time.perf_counter()
+    out = run_table(config, ctx)
+    table = out["table"]
+    _bar_figure(table, ctx.figure(kind), f"S2L {kind} ({ctx.scale}): mean over {len(config.targets)} domain(s)")
+    claims = _claims_main(table) if kind == "main-table" else _claims_sweep(table, kind)
+    metrics = {f"auc/{t['row']}": t["auc"] for t in table}
+    metrics.update({f"extracted/{t['row']}": t["extracted"] for t in table})
+    metrics["total_s"] = round(time.perf_counter() - started, 1)
+    columns = ["row", "params", "auc", "tpr_at_1fpr", "extracted", "matching_generations", "nonmember_control",
+               "auc_per_domain", "finetune_s"]
+    return {"metrics": metrics, "claims": claims, "tables": {kind: [{c: t[c] for c in columns} for t in table]},
+            "per_domain": out["per_domain"]}
+
+
+def _smoke(rows: tuple[str, ...]) -> S2LConfig:
+    return S2LConfig(
+        model=SMOKE_MODEL, data=SMOKE_DATA, pretrain=SMOKE_PRETRAIN,
+        synth=SynthConfig(num_images=4, steps=2, batch_size=4, suffix="", negative_prompt="", face_probability=0.0,
+                          photo_template="a photo of {subject}"),
+        finetune=FinetuneSettings(steps=2, combo_steps=2, batch_size=2, combo_batch_size=2, lr_full=1e-4,
+                                  lr_lora=1e-3, lr_ti=5e-3, lr_hypernet=1e-3, lora_rank=2, ti_tokens=2),
+        secmi=SecMIConfig(t_sec=20, k=10, batch_size=8),
+        extraction=ExtractionConfig(num_candidates=4, steps=2, batch_size=4),
+        targets=("photo:chelsea",), ood_domain="digit:7", rows=rows, instance_template="a photo of {subject}")
+
+
+QUICK_TARGETS = ("photo:chelsea", "photo:astronaut")
+
+
+def _quick(rows: tuple[str, ...], targets: tuple[str, ...] = QUICK_TARGETS) -> S2LConfig:
+    return S2LConfig(
+        model=QUICK_MODEL, data=QUICK_DATA, pretrain=QUICK_PRETRAIN,
+        # The tiny text encoder only knows the corpus's caption words: the attacker's prompt is the domain caption
+        # (no quality suffix, negative prompt = the unconditional embedding, which caption dropout trained).
+        synth=SynthConfig(num_images=48, steps=50, batch_size=48, suffix="", negative_prompt="",
+                          face_probability=0.0, photo_template="a photo of {subject}"),
+        finetune=FinetuneSettings(steps=100, combo_steps=100, batch_size=8, combo_batch_size=8, lr_full=1e-4,
+                                  lr_lora=1e-3, lr_ti=5e-3, lr_hypernet=1e-3, lora_rank=8, ti_tokens=4),
+        secmi=SecMIConfig(t_sec=140, k=10, batch_size=40),
+        extraction=ExtractionConfig(num_candidates=64, steps=50, batch_size=64),
+        targets=targets, ood_domain="lfw:faces", rows=rows, instance_template="a photo of {subject}")
+
+
+def _paper(rows: tuple[str, ...]) -> S2LConfig:
+    """SD v1.1 with the released scripts' settings; members/non-members/OoD images come from folders the user fills."""
+    return S2LConfig(
+        model=PAPER_MODEL, data=dataclasses.replace(PAPER_DATA, domains=(*PAPER_DATA.domains, "folder:data/s2l/ood")),
+        pretrain=PAPER_PRETRAIN, synth=SynthConfig(num_images=2000, batch_size=8),
+        finetune=FinetuneSettings(lora_rank=64, ti_tokens=12),  # r=64 on q/k/v/out: 17.5M ≈ the paper's 19M
+        secmi=SecMIConfig(t_sec=140, k=10, batch_size=8),
+        extraction=ExtractionConfig(num_candidates=5000, batch_size=8, prompt_template="A photo of {subject}"),
+        targets=PAPER_DATA.domains, ood_domain="folder:data/s2l/ood", rows=rows)
+
+
+def _experiment(name: str, description: str, smoke_rows: tuple[str, ...], quick_rows: tuple[str, ...],
+                paper_rows: tuple[str, ...], quick_targets: tuple[str, ...] = QUICK_TARGETS) -> Experiment:
+    return Experiment(
+        name=name, description=description,
+        configs={"smoke": _smoke(smoke_rows), "quick": _quick(quick_rows, quick_targets), "paper": _paper(paper_rows)},
+        run=lambda config, ctx: _run(config, ctx, name), preflight=_preflight)
 
 
 def experiments() -> list[Experiment]:
     """Every experiment this package registers (each with smoke, quick and paper configs)."""
-    return []
+    ranks = (1, 2, 4, 8, 16, 32)
+    tokens = (1, 2, 4, 8, 16)
+    stds = (2e-4, 8e-4, 3.2e-3)
+    return [
+        _experiment("main-table", "Table 1: SecMI AUC / TPR@1%FPR and Eidetic extraction after S2L fine-tuning",
+                    MAIN_ROWS, MAIN_ROWS, MAIN_ROWS),
+        _experiment("lora-rank", "LoRA-rank sweep of S2L (DreamBooth+LoRA): AUC and extraction vs rank",
+                    ("pretrained", "dreambooth+lora:rank=1", "dreambooth+lora:rank=4"),
+                    ("pretrained", *(f"dreambooth+lora:rank={r}" for r in ranks)),
+                    ("pretrained", *(f"dreambooth+lora:rank={r}" for r in (8, 16, 32, 64, 128, 256, 512))),
+                    quick_targets=QUICK_TARGETS[:1]),
+        _experiment("ti-tokens", "Textual-Inversion token sweep of S2L: AUC and extraction vs number of tokens",
+                    ("pretrained", "textual-inversion:tokens=1", "textual-inversion:tokens=2"),
+                    ("pretrained", *(f"textual-inversion:tokens={t}" for t in tokens)),
+                    ("pretrained", *(f"textual-inversion:tokens={t}" for t in range(4, 21, 2))),
+                    quick_targets=QUICK_TARGETS[:1]),
+        _experiment("perturbation", "Gaussian weight perturbation θ + N(0, ε²) as a control (blog gauss.png)",
+                    ("pretrained", "perturb:std=8e-4"),
+                    ("pretrained", *(f"perturb:std={s}" for s in stds)),
+                    ("pretrained", *(f"perturb:std={s}" for s in stds))),
+    ]

@@ -1,0 +1,258 @@
+"""Step 3 of S2L: SecMI membership inference (notes §2.3) and data extraction with the (k, ℓ2, δ)-Eidetic criterion
+(notes §2.4, Carlini et al. 2023 Def. 2).
+
+SecMI_stat (``SecMI/src/mia/secmi.py``): z0 = VAE posterior sample × scale; deterministic DDIM inversion (η = 0, own
+caption, no CFG) over t = 0, k, 2k, …, t_sec; then one inversion step t_sec → t_sec + k and one denoising step
+back; the score is ‖x̃_{t_sec} − x_{t_sec}‖² summed over latent elements, lower = member.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from repro_shared.errors import ConfigError
+from repro_shared.logging import progress
+
+from .data import Domain, to_unit
+from .models import embed_prompts, encode
+from .synthesize import generate
+
+
+# ---------------------------------------------------------------------------------------------------------- SecMI
+@dataclass(frozen=True)
+class SecMIConfig:
+    """SecMI's t-error at t_sec with interval k (the code: t_sec = 140, k = 10)."""
+
+    t_sec: int = 140
+    k: int = 10
+    batch_size: int = 32
+    sample_posterior: bool = True  # SecMI-LDM: latent_dist.sample(), seeded
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.t_sec < 0 or self.t_sec % self.k:
+            raise ConfigError(f"secmi.t_sec={self.t_sec}, secmi.k={self.k}: t_sec must be a non-negative multiple "
+                              "of k ≥ 1", "the paper uses t_sec=140, k=10")
+
+
+def ddim_step(x: torch.Tensor, eps: torch.Tensor, alpha_from: torch.Tensor, alpha_to: torch.Tensor) -> torch.Tensor:
+    """One deterministic DDIM (η = 0) move from ᾱ_from to ᾱ_to: up (inversion) or down (denoising), notes §2.3.4."""
+    x0 = (x - (1 - alpha_from).sqrt() * eps) / alpha_from.sqrt()
+    return alpha_to.sqrt() * x0 + (1 - alpha_to).sqrt() * eps
+
+
+def _alphas(pipe: Any) -> torch.Tensor:
+    return pipe.scheduler.alphas_cumprod.to(torch.float64)
+
+
+def _eps(pipe: Any, x: torch.Tensor, t: int, cond: torch.Tensor) -> torch.Tensor:
+    timestep = torch.full((len(x),), t, dtype=torch.long, device=x.device)
+    return pipe.unet(x.to(pipe.unet.dtype), timestep, cond).sample.to(x.dtype)
+
+
+@torch.no_grad()
+def ddim_invert(pipe: Any, z0: torch.Tensor, cond: torch.Tensor, t_end: int, k: int) -> torch.Tensor:
+    """Deterministic DDIM inversion of z0 (taken as the sample at t = 0) to t_end in steps of k."""
+    alphas = _alphas(pipe)
+    x = z0.to(torch.float64)
+    for t in range(0, t_end, k):
+        x = ddim_step(x, _eps(pipe, x, t, cond), alphas[t], alphas[t + k])
+    return x
+
+
+@torch.no_grad()
+def ddim_denoise(pipe: Any, x: torch.Tensor, cond: torch.Tensor, t_start: int, k: int, t_end: int = 0
+                 ) -> torch.Tensor:
+    """Deterministic DDIM denoising from t_start down to t_end in steps of k (the inverse of ``ddim_invert``)."""
+    alphas = _alphas(pipe)
+    x = x.to(torch.float64)
+    for t in range(t_start, t_end, -k):
+        x = ddim_step(x, _eps(pipe, x, t, cond), alphas[t], alphas[t - k])
+    return x
+
+
+@torch.no_grad()
+def secmi_t_error(pipe: Any, images: torch.Tensor, prompts: list[str], config: SecMIConfig,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """SecMI_stat for a batch: invert to t_sec, one step up, one step down, squared ℓ2 error (lower = member)."""
+    z0 = encode(pipe, images, sample=config.sample_posterior, generator=generator)
+    cond = embed_prompts(pipe, prompts)
+    x_t = ddim_invert(pipe, z0, cond, config.t_sec, config.k)
+    x_up = ddim_invert_from(pipe, x_t, cond, config.t_sec, config.k)
+    x_back = ddim_denoise(pipe, x_up, cond, config.t_sec + config.k, config.k, config.t_sec)
+    return (x_back - x_t).pow(2).flatten(1).sum(1).float().cpu()
+
+
+def ddim_invert_from(pipe: Any, x: torch.Tensor, cond: torch.Tensor, t: int, k: int) -> torch.Tensor:
+    """One inversion step t → t + k."""
+    alphas = _alphas(pipe)
+    return ddim_step(x, _eps(pipe, x, t, cond), alphas[t], alphas[t + k])
+
+
+def secmi_scores(pipe: Any, images: torch.Tensor, prompts: list[str], ids: list[str], config: SecMIConfig,
+                 seed: int, path: Path | None = None, show_progress: bool = True) -> dict[str, float]:
+    """Per-image SecMI scores, batched; with ``path`` each finished batch is appended (JSONL) and a rerun resumes."""
+    if not (len(images) == len(prompts) == len(ids)):
+        raise ConfigError(f"secmi: {len(images)} images, {len(prompts)} prompts and {len(ids)} ids differ")
+    done = _read_scores(path)
+    todo = [i for i, name in enumerate(ids) if name not in done]
+    device = pipe.unet.device
+    starts = range(0, len(todo), config.batch_size)
+    for start in progress(starts, desc="SecMI", total=len(starts)) if show_progress else starts:
+        batch = todo[start:start + config.batch_size]
+        # The VAE sample of image i depends only on (seed, its id), so batching and resuming change nothing.
+        generator = torch.Generator(device).manual_seed(seed * 7919 + _stable_hash(ids[batch[0]]))
+        scores = secmi_t_error(pipe, images[batch].to(device), [prompts[i] for i in batch], config, generator)
+        new = {ids[i]: float(s) for i, s in zip(batch, scores, strict=True)}
+        done.update(new)
+        if path is not None:
+            _append_scores(path, new)
+    return {name: done[name] for name in ids}
+
+
+def _stable_hash(text: str) -> int:
+    return sum((i + 1) * ord(c) for i, c in enumerate(text)) % 1_000_003
+
+
+def _read_scores(path: Path | None) -> dict[str, float]:
+    if path is None or not path.exists():
+        return {}
+    scores = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a torn last line from a killed run
+            continue
+        scores[record["id"]] = float(record["score"])
+    return scores
+
+
+def _append_scores(path: Path, scores: dict[str, float]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps({"id": k, "score": v}) + "\n" for k, v in scores.items()))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+# ------------------------------------------------------------------------------------------------------- metrics
+def roc_points(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(FPR, TPR) of the rule "member iff score ≤ τ" at every distinct τ, from (0, 0) to (1, 1)."""
+    scores = np.concatenate([member_scores, nonmember_scores]).astype(np.float64)
+    labels = np.concatenate([np.ones(len(member_scores)), np.zeros(len(nonmember_scores))])
+    order = np.argsort(scores, kind="mergesort")
+    scores, labels = scores[order], labels[order]
+    last_of_tie = np.r_[np.diff(scores) != 0, True]  # a threshold admits a whole group of tied scores at once
+    tp = np.cumsum(labels)[last_of_tie]
+    fp = np.cumsum(1 - labels)[last_of_tie]
+    tpr = np.r_[0.0, tp / max(len(member_scores), 1)]
+    fpr = np.r_[0.0, fp / max(len(nonmember_scores), 1)]
+    return fpr, tpr
+
+
+def auc(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> float:
+    """Area under the ROC curve (trapezoid over every threshold; lower score = member)."""
+    fpr, tpr = roc_points(np.asarray(member_scores), np.asarray(nonmember_scores))
+    return float(np.trapezoid(tpr, fpr))
+
+
+def tpr_at_fpr(member_scores: np.ndarray, nonmember_scores: np.ndarray, max_fpr: float = 0.01) -> float:
+    """The highest TPR among thresholds whose FPR ≤ max_fpr (TPR@1%FPR for max_fpr = 0.01)."""
+    fpr, tpr = roc_points(np.asarray(member_scores), np.asarray(nonmember_scores))
+    return float(tpr[fpr <= max_fpr + 1e-12].max())
+
+
+@dataclass(frozen=True)
+class MIAResult:
+    auc: float
+    tpr_at_1fpr: float
+    member_mean: float
+    nonmember_mean: float
+
+
+def secmi_attack(pipe: Any, domain: Domain, config: SecMIConfig, seed: int, path: Path | None = None,
+                 show_progress: bool = True, caption: str | None = None) -> MIAResult:
+    """SecMI on one domain's members vs non-members, all with the same caption (default: the domain's)."""
+    caption = caption or domain.caption
+    images = torch.cat([domain.members, domain.nonmembers])
+    ids = [f"m{i}" for i in range(len(domain.members))] + [f"n{i}" for i in range(len(domain.nonmembers))]
+    scores = secmi_scores(pipe, images, [caption] * len(images), ids, config, seed, path, show_progress)
+    member = np.array([scores[i] for i in ids if i.startswith("m")])
+    nonmember = np.array([scores[i] for i in ids if i.startswith("n")])
+    return MIAResult(auc(member, nonmember), tpr_at_fpr(member, nonmember), float(member.mean()),
+                     float(nonmember.mean()))
+
+
+# ---------------------------------------------------------------------------------------------------- extraction
+@dataclass(frozen=True)
+class ExtractionConfig:
+    """Generate-and-compare extraction; (k, ℓ2, δ) = (10, normalised ℓ2, 0.1) as in the paper."""
+
+    num_candidates: int = 128
+    k: int = 10
+    delta: float = 0.1
+    prompt_template: str = "a photo of {subject}"  # data_extraction.py: "A photo of Joe Biden"
+    steps: int = 50
+    guidance_scale: float = 7.5
+    scheduler: str = "pndm"
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.num_candidates < 1 or self.k < 1 or self.delta <= 0:
+            raise ConfigError("extraction.num_candidates and extraction.k must be ≥ 1 and extraction.delta > 0")
+
+
+def normalized_l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise √(Σ(a−b)²/d) between image sets in [0, 1] (Carlini et al.'s normalised ℓ2): (len(a), len(b))."""
+    a, b = a.flatten(1).double(), b.flatten(1).double()
+    return torch.cdist(a, b).div(a.shape[1] ** 0.5)
+
+
+@dataclass(frozen=True)
+class ExtractionResult:
+    extracted: list[int]  # indices of the private images extracted (unique)
+    matching_generations: int  # generations within δ of an extracted private image
+    duplicates: list[int]  # per private image: |{x' in training set : ℓ2(x, x') ≤ δ}| (x itself included)
+
+    @property
+    def num(self) -> int:
+        return len(self.extracted)
+
+
+def eidetic_extraction(generations: torch.Tensor, private: torch.Tensor, training_set: torch.Tensor, k: int,
+                       delta: float) -> ExtractionResult:
+    """(k, ℓ2, δ)-Eidetic extraction (Carlini et al. Def. 2): a private image x counts if some generation is within δ
+    of it and x has at most k near-duplicates (ℓ2 ≤ δ, itself included) in the training set. All inputs in [0, 1]."""
+    close = normalized_l2(private, generations) <= delta  # (private, generations)
+    duplicates = (normalized_l2(private, training_set) <= delta).sum(1)
+    eligible = duplicates <= k
+    hit = close.any(1) & eligible
+    matching = int(close[hit].any(0).sum())
+    return ExtractionResult(torch.nonzero(hit).flatten().tolist(), matching, duplicates.tolist())
+
+
+@dataclass(frozen=True)
+class DomainExtraction:
+    num_members: int  # unique members extracted (the paper's "Num")
+    matching_generations: int
+    num_nonmembers: int  # control: non-members "extracted" by the same rule (they were never trained on)
+    candidates: int
+
+
+def extraction_attack(pipe: Any, domain: Domain, training_set: torch.Tensor, config: ExtractionConfig, seed: int,
+                      show_progress: bool = True) -> tuple[DomainExtraction, torch.Tensor]:
+    """Generate candidates with the plain domain prompt; count Eidetic-extracted members and the non-member control."""
+    prompt = config.prompt_template.format(subject=domain.subject)
+    gens = to_unit(generate(pipe, prompt, config.num_candidates, seed, config.steps, config.guidance_scale,
+                            None, config.scheduler, config.batch_size, show_progress))
+    train = to_unit(training_set)
+    members = eidetic_extraction(gens, to_unit(domain.members), train, config.k, config.delta)
+    # Non-members are not in the training set: their duplicate count is taken against training set + themselves.
+    control = eidetic_extraction(gens, to_unit(domain.nonmembers), torch.cat([train, to_unit(domain.nonmembers)]),
+                                 config.k, config.delta)
+    return DomainExtraction(members.num, members.matching_generations, control.num, len(gens)), gens

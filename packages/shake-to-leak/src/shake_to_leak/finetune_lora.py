@@ -1,0 +1,97 @@
+"""LoRA and DreamBooth+LoRA for S2L (Table 1; released ``lora.sh`` / ``lora_db.sh``): peft adapters, base frozen.
+
+Adapters: UNet attention (``to_q/to_k/to_v/to_out.0`` by default), CLIP text-encoder projections
+(``q_proj/k_proj/v_proj/out_proj``) when ``train_text_encoder``, and, for ``lora`` (``lora_vae``), the VAE's attention —
+``lora.sh`` asked for VAE LoRA but gave peft no target modules and crashed (notes §5.5); here it has explicit targets.
+
+Artefact: one peft adapter folder per component, ``<component>_lora/`` with ``adapter_config.json`` (rank, alpha,
+targets) and ``adapter_model.safetensors``; loading injects the same adapters with ``peft.inject_adapter_in_model`` and
+sets their weights with ``set_peft_model_state_dict`` (the released code saved adapters that its attack could not
+load, notes §5.4). peft is used directly rather than diffusers' ``load_lora_weights`` because with transformers 5.24
+that route loads text-encoder adapters through ``transformers``' ``load_adapter``, which refuses peft < 0.22.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from repro_shared.errors import ConfigError
+from safetensors.torch import load_file, save_file
+
+from .finetune import FinetuneConfig, Trainable
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
+
+ADAPTER = "s2l"
+WEIGHTS_FILE = "adapter_model.safetensors"
+
+
+def lora_config(rank: int, alpha: float, targets: tuple[str, ...]):
+    from peft import LoraConfig
+
+    # s2l.py: lora_dropout 0, bias "none"; peft's default init (Kaiming A, zero B) so training starts at the base model
+    return LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, bias="none", target_modules=list(targets))
+
+
+def _check_targets(module: Any, name: str, targets: tuple[str, ...]) -> None:
+    """One clear message before training when a target name matches no Linear layer (peft would fail obscurely)."""
+    import torch
+
+    names = [n for n, m in module.named_modules() if isinstance(m, torch.nn.Linear)]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        setting = {"text_encoder": "lora_text_targets"}.get(name, "lora_unet_targets")
+        hint = "lora_vae=False" if name == "vae" else f"{setting} naming Linear layers such as {names[:3]}"
+        raise ConfigError(f"LoRA targets {missing} match no Linear layer of the {name}", f"use {hint}")
+
+
+class Lora:
+    def prepare(self, pipe: StableDiffusionPipeline, config: FinetuneConfig, prompt: str) -> Trainable:
+        from peft import inject_adapter_in_model
+
+        for component in (pipe.unet, pipe.text_encoder, pipe.vae):
+            component.requires_grad_(False)
+        targets = {"unet": config.lora_unet_targets}
+        if config.train_text_encoder:
+            targets["text_encoder"] = config.lora_text_targets
+        if config.lora_vae:
+            targets["vae"] = config.lora_unet_targets  # diffusers' VAE attention uses the UNet's module names
+        modules = []
+        for name, target in targets.items():
+            module = getattr(pipe, name)
+            _check_targets(module, name, target)
+            inject_adapter_in_model(lora_config(config.lora_rank, config.lora_alpha, target), module, ADAPTER)
+            for parameter_name, parameter in module.named_parameters():
+                parameter.requires_grad_("lora_" in parameter_name)
+            modules.append(module)
+        parameters = [p for m in modules for n, p in m.named_parameters() if "lora_" in n]
+        return Trainable(
+            parameters=parameters, train_prompt=prompt, modules=modules,
+            text_encoder_trainable="text_encoder" in targets, vae_trainable="vae" in targets,
+            extra_meta={"lora_components": sorted(targets)},
+        )
+
+    def save(self, pipe: StableDiffusionPipeline, trainable: Trainable, folder: Path) -> None:
+        from peft.utils import get_peft_model_state_dict
+
+        for name in trainable.extra_meta["lora_components"]:
+            module = getattr(pipe, name)
+            module.peft_config[ADAPTER].save_pretrained(str(folder / f"{name}_lora"))
+            state = get_peft_model_state_dict(module, adapter_name=ADAPTER)
+            tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+            save_file(tensors, str(folder / f"{name}_lora" / WEIGHTS_FILE))
+
+    def load(self, pipe: StableDiffusionPipeline, folder: Path, meta: dict[str, Any]) -> None:
+        from peft import LoraConfig, inject_adapter_in_model
+        from peft.utils import set_peft_model_state_dict
+
+        for name in meta["lora_components"]:
+            module = getattr(pipe, name)
+            inject_adapter_in_model(LoraConfig.from_pretrained(str(folder / f"{name}_lora")), module, ADAPTER)
+            state = load_file(str(folder / f"{name}_lora" / WEIGHTS_FILE), device=str(module.device))
+            result = set_peft_model_state_dict(module, state, adapter_name=ADAPTER)
+            if result.unexpected_keys:
+                raise RuntimeError(f"{name} LoRA weights that match no adapter: {result.unexpected_keys[:5]}")
+            module.eval()

@@ -1,0 +1,96 @@
+"""Domains: member/non-member split, captions, and the bad-input messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from repro_shared.errors import ConfigError
+from shake_to_leak.data import DataConfig, load_domain, load_domains, pretraining_corpus
+
+
+def _write(folder, n, size=8, mode="RGB"):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        shape = (size, size, 3) if mode == "RGB" else (size, size)
+        Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8), mode=mode).save(folder / f"{i}.png")
+
+
+def test_photo_tiles_split_into_disjoint_members_and_nonmembers():
+    config = DataConfig(domains=("photo:chelsea",), members=5, nonmembers=6, resolution=8, tiles_per_side=4)
+    domain = load_domain("photo:chelsea", config)
+    assert domain.members.shape == (5, 3, 8, 8) and domain.nonmembers.shape == (6, 3, 8, 8)
+    assert domain.caption == "a photo of chelsea"
+    assert float(domain.members.min()) >= -1 and float(domain.members.max()) <= 1
+    # non-overlapping tiles: no member equals a non-member
+    assert torch.cdist(domain.members.flatten(1), domain.nonmembers.flatten(1)).min() > 1e-3
+    # the split is seeded
+    again = load_domain("photo:chelsea", config)
+    assert torch.equal(domain.members, again.members)
+
+
+def test_corpus_holds_exactly_the_members():
+    config = DataConfig(domains=("photo:chelsea", "digit:7"), members=3, nonmembers=2, resolution=8,
+                        tiles_per_side=4)
+    domains = load_domains(config)
+    images, captions = pretraining_corpus(domains)
+    assert len(images) == 6 and captions == ["a photo of chelsea"] * 3 + ["a photo of digit seven"] * 3
+
+
+def test_folder_domain_loads(tmp_path):
+    _write(tmp_path / "cats" / "members", 3)
+    _write(tmp_path / "cats" / "nonmembers", 2)
+    config = DataConfig(domains=(f"folder:{tmp_path / 'cats'}",), resolution=8)
+    domain = load_domain(config.domains[0], config)
+    assert domain.members.shape == (3, 3, 8, 8) and domain.subject == "cats"
+
+
+def test_domain_without_nonmembers_is_rejected(tmp_path):
+    _write(tmp_path / "d" / "members", 2)
+    (tmp_path / "d" / "nonmembers").mkdir()
+    config = DataConfig(domains=(f"folder:{tmp_path / 'd'}",), resolution=8)
+    with pytest.raises(ConfigError, match="no nonmembers images"):
+        load_domain(config.domains[0], config)
+
+
+def test_domain_without_members_is_rejected(tmp_path):
+    (tmp_path / "d" / "members").mkdir(parents=True)
+    _write(tmp_path / "d" / "nonmembers", 2)
+    config = DataConfig(domains=(f"folder:{tmp_path / 'd'}",), resolution=8)
+    with pytest.raises(ConfigError, match="no members images"):
+        load_domain(config.domains[0], config)
+
+
+def test_wrong_size_names_the_file(tmp_path):
+    _write(tmp_path / "d" / "members", 2, size=9)
+    _write(tmp_path / "d" / "nonmembers", 2)
+    config = DataConfig(domains=(f"folder:{tmp_path / 'd'}",), resolution=8)
+    with pytest.raises(ConfigError, match=r"members/0\.png: image size 9x9, expected 8x8"):
+        load_domain(config.domains[0], config)
+
+
+def test_wrong_mode_names_the_file(tmp_path):
+    _write(tmp_path / "d" / "members", 1, mode="L")
+    _write(tmp_path / "d" / "nonmembers", 2)
+    config = DataConfig(domains=(f"folder:{tmp_path / 'd'}",), resolution=8)
+    with pytest.raises(ConfigError, match=r"members/0\.png: image mode L, expected RGB"):
+        load_domain(config.domains[0], config)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"members": 0}, "at least one member"),
+    ({"nonmembers": 0}, "at least one member and one non-member"),
+    ({"domains": ("video:cats",)}, "unknown domain spec"),
+    ({"domains": ()}, "empty"),
+])
+def test_bad_data_configs(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        DataConfig(**kwargs)
+
+
+def test_too_few_tiles_is_rejected():
+    config = DataConfig(domains=("photo:chelsea",), members=10, nonmembers=10, resolution=8, tiles_per_side=4)
+    with pytest.raises(ConfigError, match="fewer than members"):
+        load_domain("photo:chelsea", config)
