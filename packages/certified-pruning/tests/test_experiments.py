@@ -7,12 +7,12 @@ from dataclasses import replace
 
 import pytest
 from certified_pruning.experiments import VerifyDenseConfig, check_verify_dense, experiments
-from repro_shared.errors import ConfigError
+from repro_shared.errors import ConfigError, NotFoundError
 from repro_shared.runs import RunOptions, execute
 
 
 def test_verify_dense_smoke_runs_and_records_every_image(tmp_path):
-    experiment = replace(experiments()[0], package="certified-pruning")
+    experiment = replace(next(e for e in experiments() if e.name == "verify-dense"), package="certified-pruning")
     config = replace(experiment.configs["smoke"], images=2, timeout=3.0, train_mode="natural")  # keep the test short
     run_dir = execute(experiment, config, RunOptions(scale="smoke", out=tmp_path, threads=1))
     lines = (run_dir.path / "verification.jsonl").read_text().splitlines()
@@ -22,8 +22,10 @@ def test_verify_dense_smoke_runs_and_records_every_image(tmp_path):
     assert 0 <= results["metrics"]["verified_accuracy"] <= results["metrics"]["clean_accuracy"]
 
 
-def test_paper_scale_fails_fast_with_a_clear_message():
-    with pytest.raises(ConfigError, match="cifar10"):
-        check_verify_dense(experiments()[0].configs["paper"], None)
+def test_paper_scale_fails_fast_with_a_clear_message(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    verify_dense = next(e for e in experiments() if e.name == "verify-dense")
+    with pytest.raises(NotFoundError, match=r"cifar10.*Hub"):
+        check_verify_dense(verify_dense.configs["paper"], None)
     with pytest.raises(ConfigError, match="verify_eps"):
         VerifyDenseConfig(verify_eps=0)

@@ -1,8 +1,9 @@
 """Experiments of `certified-pruning`, registered with `repro` through the `repro.experiments` entry point.
 
-Registered so far: `verify-dense` — train the (scaled-down) `cifar_model_deep` on a bundled image set and verify it
-completely with the paper's protocol (round 0 of the lottery-ticket loop, before any pruning). The pruning
-experiments of the paper are not implemented yet (README, "Not yet implemented").
+`pruning` — the paper's grid: every pruning method × training mode (FGSM+GradAlign, CROWN-IBP) × sparsity level
+(lottery rounds), each pruned model verified completely (`pruning_experiment`, tables/figures/claims in
+`pruning_report`). `verify-dense` — train the (scaled-down) `cifar_model_deep` and verify it completely with the
+paper's protocol (round 0 of the lottery-ticket loop, before any pruning).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from dataclasses import asdict, dataclass
 
 from repro_shared.errors import ConfigError
 from repro_shared.experiments import Experiment
-
-BUNDLED_DATASETS = ("digits", "mnist5k")
 
 
 @dataclass(frozen=True)
@@ -41,24 +40,23 @@ class VerifyDenseConfig:
 
 
 def check_verify_dense(config: VerifyDenseConfig, ctx) -> None:
-    """Fail at once for datasets this package cannot load yet (the paper's CIFAR-10 / SVHN / FashionMNIST)."""
-    if config.dataset not in BUNDLED_DATASETS:
-        raise ConfigError(f"dataset {config.dataset!r} is not supported yet: this package loads only the bundled "
-                          f"{BUNDLED_DATASETS} (the paper-scale CIFAR-10/SVHN/FashionMNIST loaders are not written)")
+    """Fail at once for a dataset that cannot be loaded (offline: the paper's Hub datasets not in the HF cache)."""
+    from certified_pruning.data import check_dataset
+
+    check_dataset(config.dataset)
 
 
 def run_verify_dense(config: VerifyDenseConfig, ctx) -> dict:
 
     from certified_pruning.data import load_split
-    from certified_pruning.models import ModelConfig, cifar_model_deep, count_relus
+    from certified_pruning.models import cifar_model_deep, count_relus, model_config_for
     from certified_pruning.train import TrainConfig, accuracy, train_model
     from certified_pruning.verify import VerifierConfig, summarise, verify_dataset
 
     check_verify_dense(config, ctx)
     split = load_split(config.dataset, seed=ctx.seed)
-    channels, size = split.input_shape[0], split.input_shape[-1]
-    model = cifar_model_deep(ModelConfig(in_channels=channels, input_size=size, channels=config.channels,
-                                         fc_width=config.fc_width, num_classes=split.num_classes))
+    model = cifar_model_deep(model_config_for(split.input_shape, split.num_classes, config.channels,
+                                              config.fc_width))
     state = ctx.load_checkpoint()
     if state is None:  # training is one step; verification resumes image by image from its own results file
         train = TrainConfig(mode=config.train_mode, eps=config.train_eps, epochs=config.epochs,
@@ -86,16 +84,40 @@ def run_verify_dense(config: VerifyDenseConfig, ctx) -> dict:
                                      for r in results]}}
 
 
+def pruning_experiment() -> Experiment:
+    """`pruning`: every pruning method × {FGSM, CROWN-IBP} × sparsity level (lottery rounds), verified completely."""
+    from certified_pruning.pruning_experiment import PruningConfig, check_pruning, run_pruning
+
+    scales = {
+        "smoke": PruningConfig(methods=("imp", "nrs"), rounds=2, structured_rounds=2, channels=(2, 2, 2, 2, 2),
+                               fc_width=8, fgsm_epochs=1, crown_epochs=1, hydra_epochs=1, score_batch=16, images=2,
+                               timeout=1.0, pgd_steps=5, pgd_restarts=1, alpha_iterations=2),
+        # quick: sized so the whole grid fits about an hour on one core (README "Results" has the measured times)
+        "quick": PruningConfig(),
+        # paper: CIFAR-10, ε = 2/255, cifar_model_deep, 200 epochs per round, 16 rounds × 20 % (unstructured) and
+        # 12 rounds × 11 % (channels), 200 images, 300 s per image, PGD 100 × 100, α-CROWN 100 iterations
+        "paper": PruningConfig(dataset="cifar10", eps=2 / 255, rounds=16, rate=0.2, structured_rounds=12,
+                               structured_rate=0.11, channels=(32, 64, 64, 128, 128), fc_width=100, batch_size=128,
+                               fgsm_epochs=200, fgsm_learning_rate=0.01, crown_epochs=200, crown_learning_rate=1e-3,
+                               hydra_epochs=20, images=200, timeout=300.0, pgd_steps=100, pgd_restarts=100,
+                               alpha_iterations=100, batch_domains=512),
+    }
+    return Experiment("pruning", "pruning method × training mode × sparsity, each pruned model verified completely "
+                      "(clean → PGD → α-CROWN → BaB): certified accuracy, unstable ReLUs, BaB effort",
+                      scales, run_pruning, check_pruning)
+
+
 def experiments() -> list[Experiment]:
     """Every experiment this package registers (each with smoke, quick and paper configs)."""
     verify_scales = {
         "smoke": VerifyDenseConfig(epochs=1, channels=(2, 2, 2, 2, 2), fc_width=8, images=3, timeout=5.0,
                                    pgd_steps=10, pgd_restarts=2, alpha_iterations=2),
         "quick": VerifyDenseConfig(),
-        # paper: cifar_model_deep on CIFAR-10, ε = 2/255, 200 images, 300 s — the preflight says it is not loadable yet
+        # paper: cifar_model_deep on CIFAR-10 (Hub), ε = 2/255, 200 images, 300 s
         "paper": VerifyDenseConfig(dataset="cifar10", train_eps=2 / 255, verify_eps=2 / 255, epochs=200,
                                    learning_rate=0.01, channels=(32, 64, 64, 128, 128), fc_width=100, images=200,
                                    timeout=300.0, pgd_restarts=100, alpha_iterations=100),
     }
-    return [Experiment("verify-dense", "train cifar_model_deep (scaled) and verify it completely: clean → PGD → "
-                       "α-CROWN → BaB", verify_scales, run_verify_dense, check_verify_dense)]
+    verify_dense = Experiment("verify-dense", "train cifar_model_deep (scaled) and verify it completely: clean → PGD → "
+                              "α-CROWN → BaB", verify_scales, run_verify_dense, check_verify_dense)
+    return [pruning_experiment(), verify_dense]

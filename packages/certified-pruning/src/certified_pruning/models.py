@@ -43,6 +43,13 @@ def conv_output_size(input_size: int) -> int:
     return size
 
 
+def model_config_for(input_shape: tuple[int, ...], num_classes: int, channels: tuple[int, ...],
+                     fc_width: int) -> ModelConfig:
+    """The `cifar_model_deep` shape for a dataset's (C, H, W) images, with the experiment's widths."""
+    return ModelConfig(in_channels=input_shape[0], input_size=input_shape[-1], channels=channels, fc_width=fc_width,
+                       num_classes=num_classes)
+
+
 def cifar_model_deep(config: ModelConfig = ModelConfig()) -> nn.Sequential:
     """Build `cifar_model_deep`: 5 × (Conv [-BN] -ReLU), Flatten, Linear-ReLU, Linear (FeedforwardNets.py:71)."""
     layers: list[nn.Module] = []

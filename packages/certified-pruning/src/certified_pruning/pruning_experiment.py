@@ -1,0 +1,388 @@
+"""The paper's main experiment: every pruning method × training mode × sparsity, each pruned model verified completely.
+
+For each training mode (FGSM+GradAlign, CROWN-IBP) and pruning method, the iterative lottery-ticket loop (notes §2.6)
+trains round 0 dense, then prunes `rate` of what remains, rewinds to θ₀ and retrains; every trained round is one
+sparsity level. Each round's model (channel methods: physically compressed, `compress_channels`) is verified on the
+first `images` test images with the complete verifier (clean → PGD → α-CROWN → BaB), and one point is appended to
+`points.jsonl`: clean / certified accuracy, falsified / timeout counts, unstable neurons, BaB domains and time, the
+initial α-CROWN bound. Methods without a training regulariser share the dense round 0 of their mode (same θ₀, same
+seed: the paper's runs of those methods start from the same dense training). A (mode, method) pair is one unit: its
+trained rounds are checkpointed and its points are appended as they finish, so `--resume` skips done points and
+continues a half-verified point image by image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from repro_shared import io
+from repro_shared.errors import ConfigError
+from torch import nn
+
+from certified_pruning.prune import STRUCTURED
+from certified_pruning.train import MODES
+
+# Pruning methods of the grid: the pruner's methods, plus IMP trained with the NRS regulariser (`*_l1unstruct_nrs`
+# configs) and with the plain RS regulariser of Xiao et al. 2019 (γ⁰, the paper's RS baseline).
+REGULARISED = {"imp-nrs": ("imp", 2.0), "imp-rs": ("imp", 0.0), "nrs": ("nrs", 2.0)}  # method: (pruner, γ power)
+# run order: the paper's proposal and the main baseline first, so a cut-short run still holds the key comparison
+GRID_METHODS = ("imp", "nrs", "imp-nrs", "random", "snip", "taylor", "hydra", "slim", "refill", "imp-rs")
+TRAIN_MODES = tuple(mode for mode in MODES if mode != "natural")  # the paper has no natural-training entry point
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    """The grid (methods × modes × lottery rounds) and the training / verification settings of every point."""
+
+    dataset: str = "digits"
+    methods: tuple[str, ...] = GRID_METHODS
+    modes: tuple[str, ...] = TRAIN_MODES
+    eps: float = 0.05  # training and verification ε, raw pixel units (paper: 2/255 CIFAR-10 / SVHN, 0.1 FashionMNIST)
+    rounds: int = 4  # trained rounds of unstructured methods; round 0 is dense (paper: 16)
+    rate: float = 0.5  # fraction of the remaining conv weights pruned per round (paper: 0.2)
+    structured_rounds: int = 4  # paper: 12
+    structured_rate: float = 0.3  # fraction of the remaining channels pruned per round (paper: 0.11)
+    channels: tuple[int, ...] = (8, 16, 16, 32, 32)  # 1,216 ReLUs on 8×8 inputs
+    fc_width: int = 32
+    batch_size: int = 64
+    fgsm_epochs: int = 10
+    fgsm_learning_rate: float = 0.05  # SGD (paper 0.01 for 200 epochs)
+    crown_epochs: int = 15
+    crown_learning_rate: float = 0.005  # Adam (paper 1e-3 for 200 epochs)
+    schedule_start_fraction: float = 0.05  # ε ramp: start epoch 1 + 5 % and length 40.5 % of the epochs (paper 11, 81)
+    schedule_length_fraction: float = 0.405
+    nrs_weight_fgsm: float = 0.01  # paper rs_weight, FGSM configs
+    nrs_weight_crown: float = 0.001  # paper rs_weight, CROWN-IBP configs
+    hydra_epochs: int = 5  # paper 20
+    score_batch: int = 128  # one batch for SNIP / Taylor scores and the NRS channel statistic
+    images: int = 25  # verified test images per point (paper 200)
+    timeout: float = 2.0  # seconds per image (paper 300)
+    pgd_steps: int = 50
+    pgd_restarts: int = 5
+    alpha_iterations: int = 10
+    batch_domains: int = 32
+    make_figures: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.eps > 0:
+            raise ConfigError(f"eps={self.eps}: the perturbation radius must be positive (e.g. 2/255)")
+        unknown = [m for m in self.methods if m not in (*GRID_METHODS, "dense")]
+        if unknown or not self.methods:
+            raise ConfigError(f"methods={self.methods}: unknown {unknown}", f"choose from {GRID_METHODS}")
+        bad_modes = [m for m in self.modes if m not in TRAIN_MODES]
+        if bad_modes or not self.modes:
+            raise ConfigError(f"modes={self.modes}: unknown {bad_modes}", f"choose from {TRAIN_MODES}")
+        for name in ("rate", "structured_rate"):
+            value = getattr(self, name)
+            if not 0 < value < 1:
+                raise ConfigError(f"{name}={value}: the sparsity step (fraction of the remaining weights or channels "
+                                  "pruned per round) must lie strictly between 0 and 1")
+        if min(self.rounds, self.structured_rounds, self.images, self.fgsm_epochs, self.crown_epochs) < 1:
+            raise ConfigError(f"{self}: rounds, structured_rounds, images and epochs must be at least 1")
+        if not self.timeout > 0:
+            raise ConfigError(f"timeout={self.timeout}: seconds per image must be positive")
+
+
+# ---------------------------------------------------------------- the parts of one unit
+
+def unit_order(config: PruningConfig) -> list[tuple[str, str]]:
+    """(mode, method) units in run order: per mode the shared dense round first, then the methods."""
+    units = []
+    for mode in config.modes:
+        if any(method not in REGULARISED for method in config.methods):
+            units.append((mode, "dense"))
+        units += [(mode, method) for method in config.methods if method != "dense"]
+    return units
+
+
+def pruner_of(method: str) -> str:
+    """The pruning method of `prune` behind a grid method."""
+    return REGULARISED[method][0] if method in REGULARISED else method
+
+
+def train_config(config: PruningConfig, mode: str, method: str, seed: int):
+    """TrainConfig of one round: the mode's optimiser and ε ramp, and the method's regulariser (notes §1.4, §2.8)."""
+    from certified_pruning.train import TrainConfig
+
+    epochs = config.fgsm_epochs if mode == "fgsm" else config.crown_epochs
+    nrs_weight, gamma_pow = 0.0, 2.0
+    if method in REGULARISED:
+        gamma_pow = REGULARISED[method][1]
+        nrs_weight = config.nrs_weight_fgsm if mode == "fgsm" else config.nrs_weight_crown
+    return TrainConfig(mode=mode, eps=config.eps, epochs=epochs, batch_size=config.batch_size,
+                       learning_rate=config.fgsm_learning_rate if mode == "fgsm" else config.crown_learning_rate,
+                       weight_decay=5e-4 if mode == "fgsm" else 0.0,
+                       schedule_start=1 + int(config.schedule_start_fraction * epochs + 0.5),
+                       schedule_length=max(1, int(config.schedule_length_fraction * epochs + 0.5)),
+                       nrs_weight=nrs_weight, gamma_pow=gamma_pow, seed=seed)
+
+
+def prune_config(config: PruningConfig, method: str, seed: int):
+    """PruneConfig of a grid method (structured methods use the channel rate and round count)."""
+    from certified_pruning.prune import PruneConfig
+
+    pruner = pruner_of(method)
+    structured = pruner in STRUCTURED
+    return PruneConfig(method=pruner, rate=config.structured_rate if structured else config.rate,
+                       rounds=config.structured_rounds if structured else config.rounds, eps=config.eps, seed=seed,
+                       hydra_epochs=config.hydra_epochs)
+
+
+def robust_score_loss(mode: str, eps: float, num_classes: int):
+    """The mode's robust loss at full ε, for SNIP / Taylor / HYDRA scores (notes §2.7: "of the *robust* loss").
+
+    FGSM: FGSM+GradAlign. CROWN-IBP: at ε = ε_max the mixing weight κ is 0, so the loss is the IBP robust
+    cross-entropy, computed here in plain torch (it must differentiate through pruning re-parametrisations).
+    """
+    from certified_pruning.train import fgsm_gradalign_loss
+
+    if mode == "fgsm":
+        return lambda model, x, y: fgsm_gradalign_loss(model, x, y, eps, 0.2)
+    return lambda model, x, y: ibp_robust_loss(model, x, y, eps, num_classes)
+
+
+def ibp_robust_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, eps: float,
+                    num_classes: int) -> torch.Tensor:
+    """IBP robust CE (`lirpa_train.py` at κ = 0): margins e_y − e_j bounded by IBP, spec folded into the last layer."""
+    from certified_pruning.train import interval_relu_inputs
+
+    *_, (lower, upper, _) = interval_relu_inputs(model, x, eps)
+    lower, upper = lower.clamp(min=0), upper.clamp(min=0)
+    last = model[-1]
+    eye = torch.eye(num_classes, dtype=x.dtype)
+    spec = eye[y].unsqueeze(1) - eye.unsqueeze(0)  # (B, classes, classes): row j = e_y − e_j
+    weight = spec @ last.weight  # (B, classes, features)
+    bias = spec @ last.bias
+    center, radius = (upper + lower) / 2, (upper - lower) / 2
+    margin_lower = (weight @ center.unsqueeze(-1)).squeeze(-1) - (weight.abs() @ radius.unsqueeze(-1)).squeeze(-1)
+    margin_lower = margin_lower + bias
+    # CE over [0, −lb_j for j ≠ y]: the j = y row is the constant 0 already
+    return F.cross_entropy(-margin_lower, y)
+
+
+def weight_sparsity(model: nn.Module, dense_conv_weights: int) -> float:
+    """Fraction of the dense model's conv weights that are zero or physically removed (common x-axis of the plots)."""
+    alive = sum(int((m.weight != 0).sum()) for m in model.modules() if isinstance(m, nn.Conv2d))
+    return 1.0 - alive / dense_conv_weights
+
+
+def ibp_unstable(model: nn.Sequential, images: torch.Tensor, eps: float) -> float:
+    """Mean number of unstable ReLUs per image under IBP at full ε (notes §2.10: l·u < 0, |l|,|u| ≤ 1e-5 zeroed)."""
+    from certified_pruning.train import interval_relu_inputs
+
+    with torch.no_grad():
+        total = 0
+        for lower, upper, _ in interval_relu_inputs(model.eval(), images, eps):
+            lower = torch.where(lower.abs() <= 1e-5, torch.zeros_like(lower), lower)
+            upper = torch.where(upper.abs() <= 1e-5, torch.zeros_like(upper), upper)
+            total += int((lower * upper < 0).sum())
+    return total / len(images)
+
+
+# ---------------------------------------------------------------- points file (resumable)
+
+def read_points(path: Path) -> list[dict]:
+    """Points recorded so far (a torn last line, from a kill mid-write, is dropped)."""
+    points = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                points.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return points
+
+
+def append_point(path: Path, point: dict) -> None:
+    """Append one point as a JSON line, fsynced (the run can be killed at any moment)."""
+    points = read_points(path)  # rewrite without a torn line before appending
+    if path.exists() and len(points) != len(path.read_text().splitlines()):
+        io.atomic_write_text(path, "".join(json.dumps(p) + "\n" for p in points))
+    with path.open("a") as stream:
+        stream.write(json.dumps(point) + "\n")
+        stream.flush()
+        os.fsync(stream.fileno())
+
+
+def point_key(point: dict) -> tuple[str, str, int]:
+    return point["mode"], point["method"], point["round"]
+
+
+# ---------------------------------------------------------------- running a unit
+
+@dataclass
+class GridContext:
+    """What every unit needs: data, model shape, run paths, the verifier settings."""
+
+    config: PruningConfig
+    ctx: object
+    split: object
+    model_config: object
+    points_path: Path
+    done: set
+
+    def fresh_model(self) -> nn.Sequential:
+        """θ₀: the same seeded initialisation for every unit of the run."""
+        from certified_pruning.models import cifar_model_deep
+
+        torch.manual_seed(self.ctx.seed)
+        return cifar_model_deep(self.model_config)
+
+    def checkpoint_path(self, mode: str, method: str) -> Path:
+        return self.ctx.artifact(f"checkpoints/units/{mode}_{method}.pt")
+
+
+def verify_point(grid: GridContext, model: nn.Sequential, masks: dict, mode: str, method: str, round_index: int,
+                 train_seconds: float) -> dict:
+    """Compress (channel methods), verify the first `images` test images, and summarise one point."""
+    from certified_pruning.models import count_relus
+    from certified_pruning.prune import channel_parameter_masks, compress_channels, sparsity
+    from certified_pruning.train import accuracy
+    from certified_pruning.verify import VerifierConfig, summarise, verify_dataset
+
+    config, split = grid.config, grid.split
+    structured = pruner_of(method) in STRUCTURED
+    if structured:
+        from certified_pruning.prune import apply_masks
+
+        apply_masks(model, channel_parameter_masks(masks))
+        model = compress_channels(model, masks)
+    model = model.eval()
+    count = min(config.images, len(split.test_labels))
+    images, labels = split.test_images[:count], split.test_labels[:count]
+    verifier = VerifierConfig(eps=config.eps, timeout=config.timeout, pgd_steps=config.pgd_steps,
+                              pgd_restarts=config.pgd_restarts, alpha_iterations=config.alpha_iterations,
+                              batch_domains=config.batch_domains, seed=grid.ctx.seed)
+    started = time.perf_counter()
+    results = verify_dataset(model, images, labels, verifier,
+                             grid.ctx.artifact(f"verification/{mode}_{method}_r{round_index}.jsonl"), resume=True)
+    verify_seconds = time.perf_counter() - started
+    summary = summarise(results)
+    reached = [r for r in results if r.initial_bound is not None]  # images that got to α-CROWN
+    dense_conv = sum(m.weight.numel() for m in grid.fresh_model().modules() if isinstance(m, nn.Conv2d))
+    return {
+        "mode": mode, "method": method, "round": round_index,
+        "sparsity": sparsity(masks) if masks else 0.0,  # of the method's own unit (conv weights, or channels)
+        "weight_sparsity": weight_sparsity(model, dense_conv),
+        "relus": count_relus(model, split.input_shape),
+        "test_accuracy": accuracy(model, split.test_images, split.test_labels),
+        "clean_accuracy": summary["clean_accuracy"],
+        "certified_accuracy": summary["verified_accuracy"],
+        "verified": sum(r.status == "verified" for r in results),
+        "falsified": sum(r.status == "falsified" for r in results),
+        "timeout": sum(r.status == "timeout" for r in results),
+        "unknown": sum(r.status == "unknown" for r in results),
+        "images": count,
+        "ibp_unstable": ibp_unstable(model, images, config.eps),
+        "crown_unstable": float(np.mean([r.unstable_neurons for r in reached])) if reached else None,
+        "initial_bound": float(np.mean([r.initial_bound for r in reached])) if reached else None,
+        "mean_domains": summary["mean_domains"],
+        "bab_domains_opened": float(np.mean([r.domains for r in reached])) if reached else 0.0,
+        "mean_verify_seconds": summary["mean_seconds"],
+        "train_seconds": round(train_seconds, 2),
+        "verify_seconds": round(verify_seconds, 2),
+    }
+
+
+def run_unit(grid: GridContext, mode: str, method: str) -> None:
+    """One (mode, method) lottery loop (notes §2.6), checkpointed after every trained round."""
+    from certified_pruning.prune import initial_masks, lottery_round, train_masks
+    from certified_pruning.train import train_model
+
+    config, split, ctx = grid.config, grid.split, grid.ctx
+    rounds_method = "imp" if method == "dense" else method
+    prune = prune_config(config, rounds_method, ctx.seed)
+    rounds = 1 if method == "dense" else prune.rounds
+    if all((mode, point_name(method, r), r) in grid.done for r in range(rounds)):
+        return
+    train = train_config(config, mode, method, ctx.seed)
+    loss_fn = robust_score_loss(mode, config.eps, split.num_classes)
+    model = grid.fresh_model()
+    initial_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
+    masks = initial_masks(model, prune)
+    start, train_seconds = 0, 0.0
+    saved = _load(grid.checkpoint_path(mode, method))
+    if saved is None and method not in REGULARISED and method != "dense":
+        saved = _load(grid.checkpoint_path(mode, "dense"))  # the shared dense round 0 of this mode
+        if saved is not None:
+            saved = {**saved, "masks": masks}
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        masks, start, train_seconds = saved["masks"], saved["round"] + 1, saved.get("train_seconds", 0.0)
+        _verify_if_missing(grid, model, masks, mode, point_name(method, saved["round"]), saved["round"],
+                           train_seconds)
+    x, y = split.train_images[:config.score_batch], split.train_labels[:config.score_batch]
+    for round_index in range(start, rounds):
+        if round_index > 0:  # prune the trained previous round, rewind to θ₀ ⊙ m
+            masks = lottery_round(model, initial_state, masks, prune, x, y, loss_fn, round_index - 1,
+                                  (split.train_images, split.train_labels))
+        started = time.perf_counter()
+        train_model(model, split.train_images, split.train_labels, replace(train, seed=ctx.seed + round_index),
+                    split.num_classes, masks=train_masks(masks, prune))
+        train_seconds = time.perf_counter() - started
+        io.atomic_torch_save({"model": model.state_dict(), "masks": masks, "round": round_index,
+                              "train_seconds": train_seconds}, grid.checkpoint_path(mode, method))
+        _verify_if_missing(grid, model, masks, mode, point_name(method, round_index), round_index, train_seconds)
+
+
+def point_name(method: str, round_index: int) -> str:
+    """The method a point is recorded under: round 0 of a method without a regulariser is the shared dense point."""
+    return method if round_index or method in REGULARISED else "dense"
+
+
+def _verify_if_missing(grid: GridContext, model: nn.Sequential, masks: dict, mode: str, method: str,
+                       round_index: int, train_seconds: float) -> None:
+    if (mode, method, round_index) in grid.done:
+        return
+    import copy
+
+    point = verify_point(grid, copy.deepcopy(model), masks, mode, method, round_index, train_seconds)
+    append_point(grid.points_path, point)
+    grid.done.add(point_key(point))
+    grid.ctx.log.info("%s %s round %d: sparsity %.3f, clean %.3f, certified %.3f, timeouts %d, unstable %.1f",
+                      mode, method, round_index, point["weight_sparsity"], point["clean_accuracy"],
+                      point["certified_accuracy"], point["timeout"], point["ibp_unstable"])
+
+
+def _load(path: Path) -> dict | None:
+    return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
+
+
+# ---------------------------------------------------------------- the experiment
+
+def check_pruning(config: PruningConfig, ctx) -> None:
+    """Preflight: the dataset must be loadable (offline, a Hub dataset fails here at once)."""
+    from certified_pruning.data import check_dataset
+
+    check_dataset(config.dataset)
+
+
+def run_pruning(config: PruningConfig, ctx) -> dict:
+    """Run every (mode, method) unit not yet done, then tabulate the points, draw the figures, check the claims."""
+    from certified_pruning.data import load_split
+    from certified_pruning.models import model_config_for
+    from certified_pruning.pruning_report import claims, figures, summary_tables
+
+    check_pruning(config, ctx)
+    split = load_split(config.dataset, seed=ctx.seed)
+    model_config = model_config_for(split.input_shape, split.num_classes, config.channels, config.fc_width)
+    points_path = ctx.artifact("points.jsonl")
+    grid = GridContext(config, ctx, split, model_config, points_path,
+                       {point_key(p) for p in read_points(points_path)})
+    units = unit_order(config)
+    for mode, method in ctx.progress(units, desc="pruning units"):
+        run_unit(grid, mode, method)
+    points = read_points(points_path)
+    if config.make_figures:
+        figures(points, ctx.path / "figures")
+    return {"metrics": {"points": len(points), "units": len(units)},
+            "claims": claims(points),
+            "tables": summary_tables(points),
+            "config_summary": asdict(config)}
