@@ -1,10 +1,416 @@
-"""The `compress` experiments of decoding-comp-trust (filled in by its issue)."""
+"""The `compress` experiment: one base model through the paper's compression grid (§2, Table 1) × calibration seeds.
+
+Run directory contract (read by the `trust` experiment): ``models/<setting>/`` holds a ``save_pretrained`` causal LM
+(dense weights, fake-quantized or masked), its tokenizer and ``compression.json``; ``results.json`` holds the table of
+perplexity / size / time per setting and the relative change vs dense. A finished setting is skipped on ``--resume``.
+"""
 
 from __future__ import annotations
 
-from repro_shared.experiments import Experiment
+import dataclasses
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from repro_shared import io
+from repro_shared.errors import ConfigError
+from repro_shared.experiments import Claim, Experiment
+from repro_shared.logging import get_logger
+
+from .compress.calibration import CalibrationConfig, check_source_name, load_texts, token_windows
+from .compress.settings import CompressSettings, parse_setting
+
+log = get_logger(__name__)
+TINY = "tiny-random"
+
+# run order: data-free settings first (seconds each), then the paper's main settings, then the extra patterns
+FULL_GRID = ("rtn-w4", "rtn-w3", "rtn-w8", "magnitude-2:4", "magnitude-4:8", "magnitude-1:2", "magnitude-unstructured",
+             "gptq-w4", "gptq-w3", "gptq-w8", "sparsegpt-2:4", "wanda-2:4", "awq-w4", "awq-w3", "awq-w8",
+             "sparsegpt-4:8", "wanda-4:8", "sparsegpt-1:2", "wanda-1:2", "sparsegpt-unstructured", "wanda-unstructured",
+             "autoround-w4", "autoround-w3", "autoround-w8")
+# the paper's seeded configurations: GPTQ 3/4-bit, AWQ 3-bit, SparseGPT 2:4
+SEEDED_SUBSET = ("gptq-w3", "gptq-w4", "awq-w3", "sparsegpt-2:4")
+# quick: what fits ~1.5 h of a shared 2-core CPU (measured per setting: AWQ 10-12 min, GPTQ/SparseGPT 1.5-3.5 min,
+# AutoRound-4 4 min): no AWQ-8, AutoRound-3/8, unstructured SparseGPT/Wanda, AWQ-3 seeds (configs/compress-full-grid)
+QUICK_GRID = tuple(s for s in FULL_GRID if s not in ("awq-w8", "autoround-w3", "autoround-w8",
+                                                     "sparsegpt-unstructured", "wanda-unstructured"))
+QUICK_SEEDED = ("gptq-w3", "gptq-w4", "sparsegpt-2:4")
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """The grid, the calibration sets (per family, as in the paper) and the held-out perplexity set."""
+
+    base_models: tuple[str, ...] = ("smollm2-135m-instruct",)  # alias, Hub id, folder, or "tiny-random"
+    settings: tuple[str, ...] = QUICK_GRID  # run at every seed of `seeds`
+    seeds: tuple[int, ...] = (0,)
+    extra_seeds: tuple[int, ...] = (1, 2)  # calibration resamples for `extra_seed_settings` only
+    extra_seed_settings: tuple[str, ...] = QUICK_SEEDED
+    group_size: int = 64  # largest group dividing SmolLM2-135M's in-features 576 and 1536 (paper: 128)
+    gptq_calibration: CalibrationConfig = field(
+        default_factory=lambda: CalibrationConfig("trec", "chat", n_samples=16, seq_len=128))
+    awq_calibration: CalibrationConfig = field(  # AWQ and AutoRound
+        default_factory=lambda: CalibrationConfig("trec", "plain", n_samples=16, seq_len=128))
+    prune_calibration: CalibrationConfig = field(
+        default_factory=lambda: CalibrationConfig("trec", "plain", n_samples=16, seq_len=128))
+    eval_source: str = "sst2-validation"
+    eval_windows: int = 8
+    eval_seq_len: int = 128
+    autoround_iters: int = 10
+    save_dtype: str = "bfloat16"
+    backend: str = "auto"
+    # an earlier compress run directory: its finished models/<setting>/ with the same calibration, held-out set and
+    # dtype are hard-linked instead of recomputed (continue a grid under a changed job list)
+    reuse_models_from: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.base_models:
+            raise ConfigError("base_models is empty", "name at least one model")
+        if self.save_dtype not in ("float32", "bfloat16", "float16"):
+            raise ConfigError(f"save_dtype={self.save_dtype!r}", "use float32, bfloat16 or float16")
+        check_source_name(self.eval_source)
+        for spec, seed in self.jobs():  # every setting parses and checks (bits, N:M) before anything runs
+            parse_setting(spec, group_size=self.group_size, seed=seed, backend=self.backend)
+
+    def jobs(self) -> list[tuple[str, int]]:
+        """(setting, seed) pairs in run order: the grid at each seed, then the seeded subset at the extra seeds."""
+        out = [(spec, seed) for seed in self.seeds for spec in self.settings]
+        out += [(spec, seed) for seed in self.extra_seeds for spec in self.extra_seed_settings
+                if (spec, seed) not in out]
+        return _drop_seed_duplicates_of_data_free(out, self.group_size)
+
+    def calibration_for(self, settings: CompressSettings) -> CalibrationConfig | None:
+        if not settings.needs_calibration:
+            return None
+        if settings.method == "gptq":
+            return self.gptq_calibration
+        return self.awq_calibration if settings.is_quantization else self.prune_calibration
+
+
+def _drop_seed_duplicates_of_data_free(jobs: list[tuple[str, int]], group_size: int) -> list[tuple[str, int]]:
+    seen, out = set(), []
+    for spec, seed in jobs:
+        name = parse_setting(spec, group_size=group_size, seed=seed).name()
+        if name not in seen:
+            seen.add(name)
+            out.append((spec, seed))
+    return out
+
+
+def _short(base: str) -> str:
+    return Path(base).name.lower()
+
+
+class _Base:
+    """One base model: where it loads from, its tokenizer, its held-out windows, its dense perplexity."""
+
+    def __init__(self, name: str, ctx: Any, config: CompressConfig) -> None:
+        from transformers import AutoTokenizer
+
+        self.name = name
+        if name == TINY:
+            from .compress.tiny import save_tiny_model
+
+            folder = ctx.path / "base" / "tiny-random-llama"
+            if not (folder / "config.json").exists():
+                save_tiny_model(folder)
+            self.location, self.description = str(folder), "tiny random Llama (seed 0), built from config"
+        else:
+            from repro_shared.models import resolve_model
+
+            source = resolve_model(name)
+            self.location, self.description = source.location, source.description
+        self.tokenizer = AutoTokenizer.from_pretrained(self.location)
+        texts = load_texts(config.eval_source, ctx.data_dir)
+        self.eval_windows = token_windows(texts, self.tokenizer, n_samples=config.eval_windows,
+                                          seq_len=config.eval_seq_len, seed=1234, what="held-out perplexity")
+
+    def load(self, ctx: Any) -> Any:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(self.location, dtype=torch.float32)
+        model.config.name_or_path = self.location
+        return model.to(ctx.device).eval()
+
+
+def _as_stored(model: Any, dtype: str) -> Any:
+    """The model with the values it will have on disk (cast to the save dtype and back to fp32 for scoring)."""
+    import torch
+
+    return model.to(getattr(torch, dtype)).to(torch.float32)
+
+
+def _run_one(base: _Base, spec: str, seed: int, config: CompressConfig, ctx: Any, dense: dict[str, Any],
+             prefix: str) -> dict[str, Any]:
+    from .compress import compress, save_compressed
+    from .compress.checks import perplexity
+
+    settings = parse_setting(spec, group_size=config.group_size, seed=seed, backend=config.backend)
+    out = ctx.path / "models" / f"{prefix}{settings.name()}"
+    if (out / "compression.json").exists():
+        log.info("%s: done already, reusing %s", settings.name(), out)
+        return io.read_json(out / "compression.json")
+    reused = _reuse(out, settings, config)
+    if reused is not None:
+        return reused
+    model = base.load(ctx)
+    result = compress(model, settings.method, tokenizer=base.tokenizer, bits=settings.bits,
+                      group_size=settings.group_size, pattern=settings.pattern, seed=seed, backend=config.backend,
+                      calibration=config.calibration_for(settings), data_dir=ctx.data_dir,
+                      autoround_iters=config.autoround_iters, base_model=base.name)
+    result.model = _as_stored(result.model, config.save_dtype)
+    started = time.perf_counter()
+    ppl = perplexity(result.model, base.eval_windows)
+    extra = {"perplexity": ppl, "perplexity_dense": dense["perplexity"],
+             "perplexity_rel_change": ppl / dense["perplexity"] - 1,
+             "perplexity_seconds": time.perf_counter() - started,
+             "eval_set": {"source": config.eval_source, "windows": config.eval_windows,
+                          "seq_len": config.eval_seq_len}, "base_model_source": base.description}
+    manifest = save_compressed(result, base.tokenizer, out, dtype=config.save_dtype, extra=extra)
+    manifest["size_rel_change"] = manifest["size_bytes"] / dense["size_bytes"] - 1
+    io.atomic_write_json(out / "compression.json", manifest)
+    log.info("%s: ppl %.2f (dense %.2f), %.1f s, checks %s", settings.name(), ppl, dense["perplexity"],
+             manifest["compress_seconds"], "ok" if manifest["checks_ok"] else "FAILED")
+    ctx.log_metrics(setting=settings.name(), perplexity=ppl, compress_seconds=manifest["compress_seconds"])
+    return manifest
+
+
+def _reuse(out: Path, settings: CompressSettings, config: CompressConfig) -> dict[str, Any] | None:
+    """Hard-link a finished model of ``config.reuse_models_from`` whose manifest matches this run's settings."""
+    import os
+    import shutil
+
+    if not config.reuse_models_from:
+        return None
+    source = Path(config.reuse_models_from) / "models" / out.name
+    if not (source / "compression.json").exists():
+        return None
+    manifest = io.read_json(source / "compression.json")
+    calibration = config.calibration_for(settings)
+    expected = {"calibration": {**calibration.describe(), "seed": settings.seed} if calibration else None,
+                "eval_set": {"source": config.eval_source, "windows": config.eval_windows,
+                             "seq_len": config.eval_seq_len},
+                "dtype": config.save_dtype, "setting": settings.name()}
+    if any(manifest.get(key) != value for key, value in expected.items()):
+        log.info("%s: %s differs in calibration/eval/dtype, recomputing", settings.name(), source)
+        return None
+    with io.atomic_directory(out) as tmp:
+        shutil.rmtree(tmp)
+        shutil.copytree(source, tmp, copy_function=os.link)
+    log.info("%s: reused %s", settings.name(), source)
+    return manifest
+
+
+def _dense(base: _Base, config: CompressConfig, ctx: Any) -> dict[str, Any]:
+    """Perplexity and size on disk of the uncompressed model, saved as stored (for the relative changes)."""
+    import tempfile
+
+    from .compress.checks import folder_size, perplexity
+
+    record = ctx.path / "dense" / f"{_short(base.name)}.json"
+    earlier = Path(config.reuse_models_from) / "dense" / record.name if config.reuse_models_from else None
+    for candidate in (record, earlier):
+        if candidate is not None and candidate.exists():
+            dense = io.read_json(candidate)
+            if dense.get("dtype") == config.save_dtype:
+                if candidate != record:
+                    io.atomic_write_json(record, dense)
+                return dense
+    model = _as_stored(base.load(ctx), config.save_dtype)
+    ppl = perplexity(model, base.eval_windows)
+    with tempfile.TemporaryDirectory(prefix="dct-dense-") as folder:
+        model.to(getattr(__import__("torch"), config.save_dtype)).save_pretrained(folder)
+        base.tokenizer.save_pretrained(folder)
+        size = folder_size(Path(folder))
+    dense = {"base_model": base.name, "perplexity": ppl, "size_bytes": size, "dtype": config.save_dtype}
+    io.atomic_write_json(record, dense)
+    return dense
+
+
+ROW_KEYS = ("setting", "method", "bits", "group_size", "pattern", "seed", "perplexity", "perplexity_rel_change",
+            "size_bytes", "size_rel_change", "compress_seconds", "measured_sparsity", "effective_bits_per_weight",
+            "checks_ok", "implementation")
+
+
+def _row(manifest: dict[str, Any], base: str) -> dict[str, Any]:
+    row = {"base_model": base, **{key: manifest.get(key) for key in ROW_KEYS}}
+    row["size_mb"] = round(row.pop("size_bytes") / 2**20, 1)
+    for key in ("perplexity", "perplexity_rel_change", "size_rel_change", "measured_sparsity"):
+        row[key] = round(row[key], 4) if row[key] is not None else None
+    return row
+
+
+def _group_key(row: dict[str, Any]) -> str:
+    return row["setting"].rsplit("-seed", 1)[0]
+
+
+def summarize(rows: list[dict[str, Any]], dense: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Seed mean ± std of perplexity per (base model, setting), with the relative change vs dense."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["base_model"], _group_key(row)), []).append(row)
+    out = []
+    for (base, key), members in groups.items():
+        ppls = [m["perplexity"] for m in members]
+        mean = statistics.fmean(ppls)
+        out.append({"base_model": base, "setting": key, "seeds": len(members), "perplexity_mean": round(mean, 3),
+                    "perplexity_std": round(statistics.stdev(ppls), 3) if len(ppls) > 1 else None,
+                    "rel_change_vs_dense_pct": round(100 * (mean / dense[base]["perplexity"] - 1), 2),
+                    "compress_seconds_mean": round(statistics.fmean(m["compress_seconds"] for m in members), 1),
+                    "size_mb": members[0]["size_mb"], "implementation": members[0]["implementation"]})
+    return out
+
+
+def _claims(summary: list[dict[str, Any]]) -> list[Claim]:
+    by = {row["setting"]: row for row in summary}
+
+    def ppl(prefix: str) -> float | None:
+        row = next((r for k, r in by.items() if k.startswith(prefix)), None)
+        return row["perplexity_mean"] if row else None
+
+    def rel(prefix: str) -> float | None:
+        row = next((r for k, r in by.items() if k.startswith(prefix)), None)
+        return row["rel_change_vs_dense_pct"] if row else None
+
+    claims = []
+    paper_mmlu = {"gptq": "−8.1 vs −1.5", "awq": "−2.1 vs −0.2"}  # Llama-2-13b-chat MMLU change, 3-bit vs 4-bit
+    for method in ("gptq", "awq"):
+        w8, w4, w3 = rel(f"{method}-w8"), ppl(f"{method}-w4"), ppl(f"{method}-w3")
+        if w8 is not None:
+            claims.append(Claim(f"{method.upper()} 8-bit ≈ dense (paper: |Δ| < 3 points everywhere; here "
+                                "perplexity change in %)", "≈ 0", w8, abs(w8) < 3))
+        if w4 is not None and w3 is not None:
+            claims.append(Claim(f"{method.upper()} 3-bit degrades more than 4-bit (paper: MMLU {paper_mmlu[method]}"
+                                "); here perplexity 3-bit vs 4-bit", "3-bit worse", f"{w3:.2f} vs {w4:.2f}", w3 > w4))
+    for method in ("magnitude", "sparsegpt", "wanda"):
+        p12, p24, p48 = ppl(f"{method}-1of2"), ppl(f"{method}-2of4"), ppl(f"{method}-4of8")
+        if None not in (p12, p24, p48):
+            claims.append(Claim(f"{method}: coarser N:M hurts less, 1:2 > 2:4 > 4:8 (paper, MMLU of magnitude: "
+                                "25.7 < 34.4 < 41.5); here perplexity", "1:2 worst, 4:8 best",
+                                f"{p12:.1f} / {p24:.1f} / {p48:.1f}", p12 > p24 > p48))
+    gptq3, gptq4 = _prefix(by, "gptq-w3"), _prefix(by, "gptq-w4")
+    if gptq3 and gptq4 and gptq3["perplexity_std"] is not None and gptq4["perplexity_std"] is not None:
+        claims.append(Claim("seed variance grows as bits shrink (paper: GPTQ 3-bit std up to 9.8 vs 4-bit 4.4 points)",
+                            "std 3-bit > 4-bit", f"{gptq3['perplexity_std']} vs {gptq4['perplexity_std']}",
+                            gptq3["perplexity_std"] > gptq4["perplexity_std"]))
+    return claims
+
+
+def _prefix(by: dict[str, dict[str, Any]], prefix: str) -> dict[str, Any] | None:
+    return next((r for k, r in by.items() if k.startswith(prefix)), None)
+
+
+def _figure(summary: list[dict[str, Any]], dense: dict[str, dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(dense), 1, figsize=(12, 4.5 * len(dense)), squeeze=False)
+    for ax, (base, record) in zip(axes[:, 0], dense.items(), strict=True):
+        rows = [r for r in summary if r["base_model"] == base]
+        colors = ["tab:blue" if r["setting"].split("-")[0] in ("gptq", "awq", "rtn", "autoround") else "tab:orange"
+                  for r in rows]
+        ax.bar(range(len(rows)), [r["perplexity_mean"] for r in rows],
+               yerr=[r["perplexity_std"] or 0 for r in rows], color=colors, capsize=3)
+        ax.axhline(record["perplexity"], color="black", linestyle="--", label=f"dense {record['perplexity']:.2f}")
+        ax.set_xticks(range(len(rows)), [r["setting"] for r in rows], rotation=60, ha="right", fontsize=8)
+        ax.set_yscale("log")
+        ax.set_ylabel("held-out perplexity (log)")
+        ax.set_title(f"{base}: perplexity per compression setting (blue: quantization, orange: 50% pruning)")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run_compress(config: CompressConfig, ctx: Any) -> dict[str, Any]:
+    """Compress each base model through the grid; write models/<setting>/, the table, the figure, the claims."""
+    from repro_shared.device import set_threads
+
+    set_threads(ctx.options.threads)
+    rows, dense_records = [], {}
+    for base_name in config.base_models:
+        base = _Base(base_name, ctx, config)
+        dense = dense_records[base_name] = _dense(base, config, ctx)
+        prefix = "" if len(config.base_models) == 1 else f"{_short(base_name)}--"
+        for spec, seed in ctx.progress(config.jobs(), desc=f"compress {_short(base_name)}"):
+            rows.append(_row(_run_one(base, spec, seed, config, ctx, dense, prefix), base_name))
+    summary = summarize(rows, dense_records)
+    _figure(summary, dense_records, ctx.figure("perplexity_per_setting"))
+    io.atomic_write_text(ctx.artifact("table.md"), _markdown(summary, dense_records))
+    failed = [r["setting"] for r in rows if not r["checks_ok"]]
+    metrics = {"settings": len(rows), "checks_failed": len(failed),
+               **{f"dense_perplexity_{_short(b)}": d["perplexity"] for b, d in dense_records.items()},
+               "compress_seconds_total": round(sum(r["compress_seconds"] for r in rows), 1)}
+    return {"metrics": metrics, "claims": _claims(summary),
+            "tables": {"per_model": rows, "per_setting": summary,
+                       "dense": [{"base_model": b, **d} for b, d in dense_records.items()]},
+            "checks_failed": failed, "models_dir": str(ctx.path / "models")}
+
+
+def _markdown(summary: list[dict[str, Any]], dense: dict[str, dict[str, Any]]) -> str:
+    lines = ["| base | setting | seeds | ppl (mean ± std) | Δ vs dense | size MB | compress s | implementation |",
+             "|---|---|---|---|---|---|---|---|"]
+    for base, record in dense.items():
+        lines.append(f"| {base} | dense | – | {record['perplexity']:.2f} | – | {record['size_bytes'] / 2**20:.1f} "
+                     "| – | – |")
+    for r in summary:
+        std = f" ± {r['perplexity_std']:.2f}" if r["perplexity_std"] is not None else ""
+        lines.append(f"| {r['base_model']} | {r['setting']} | {r['seeds']} | {r['perplexity_mean']:.2f}{std} | "
+                     f"{r['rel_change_vs_dense_pct']:+.1f}% | {r['size_mb']} | {r['compress_seconds_mean']} | "
+                     f"{r['implementation']} |")
+    return "\n".join(lines) + "\n"
+
+
+def preflight(config: CompressConfig, ctx: Any) -> None:
+    """Before any directory exists: the model resolves and every calibration / held-out source fills its windows."""
+    from transformers import AutoTokenizer
+
+    from .compress.tiny import tiny_tokenizer
+
+    for base in config.base_models:
+        if base == TINY:
+            tokenizer = tiny_tokenizer()
+        else:
+            from repro_shared.models import resolve_model
+
+            tokenizer = AutoTokenizer.from_pretrained(resolve_model(base).location)
+        for calibration in {config.gptq_calibration, config.awq_calibration, config.prune_calibration}:
+            texts = load_texts(calibration.source, ctx.data_dir)
+            for seed in sorted({seed for _, seed in config.jobs()}):
+                token_windows(texts, tokenizer, n_samples=calibration.n_samples, seq_len=calibration.seq_len,
+                              seed=seed, template=calibration.template)
+        token_windows(load_texts(config.eval_source, ctx.data_dir), tokenizer, n_samples=config.eval_windows,
+                      seq_len=config.eval_seq_len, seed=1234, what="held-out perplexity")
+
+
+def _smoke() -> CompressConfig:
+    synthetic = CalibrationConfig("synthetic", "plain", n_samples=4, seq_len=32)
+    return CompressConfig(base_models=(TINY,), settings=FULL_GRID, group_size=32, seeds=(0,), extra_seeds=(1,),
+                          extra_seed_settings=("gptq-w4",), gptq_calibration=dataclasses.replace(synthetic,
+                                                                                                 template="chat"),
+                          awq_calibration=synthetic, prune_calibration=synthetic, eval_source="synthetic",
+                          eval_windows=2, eval_seq_len=32, autoround_iters=1, save_dtype="float32")
+
+
+def _paper() -> CompressConfig:
+    return CompressConfig(
+        base_models=("meta-llama/Llama-2-13b-chat-hf", "meta-llama/Llama-2-13b-hf", "lmsys/vicuna-13b-v1.3"),
+        settings=FULL_GRID, seeds=(0,), extra_seeds=(1, 2), extra_seed_settings=SEEDED_SUBSET, group_size=128,
+        gptq_calibration=CalibrationConfig("hub:yahma/alpaca-cleaned", "chat", n_samples=128, seq_len=2048),
+        awq_calibration=CalibrationConfig("hub:mit-han-lab/pile-val-backup:validation", "plain", 128, 512),
+        prune_calibration=CalibrationConfig("hub:allenai/c4@en:validation", "plain", n_samples=128, seq_len=4096),
+        eval_source="hub:Salesforce/wikitext@wikitext-2-raw-v1:test", eval_windows=64, eval_seq_len=4096,
+        autoround_iters=200)
 
 
 def compress_experiments() -> list[Experiment]:
     """Experiments of this part of the package."""
-    return []
+    return [Experiment("compress", "compress a causal LM through the paper's grid: GPTQ/AWQ/AutoRound/RTN at 3/4/8 "
+                       "bits, magnitude/SparseGPT/Wanda at 50% (2:4, 4:8, 1:2, unstructured) × calibration seeds",
+                       {"smoke": _smoke(), "quick": CompressConfig(), "paper": _paper()}, run_compress,
+                       preflight=preflight)]
