@@ -86,3 +86,32 @@ def test_bad_training_configs_raise():
         TrainConfig(mode="pgd")
     with pytest.raises(ConfigError, match="eps=0"):
         TrainConfig(mode="fgsm", eps=0.0)
+
+
+def test_slimming_term_is_the_mean_absolute_bn_scale_and_shrinks_gammas():
+    from certified_pruning.train import slimming_loss
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.tensor([1.0, -3.0]))
+        model[4].weight.copy_(torch.tensor([0.5, 0.5, -1.0]))
+    assert float(slimming_loss(model)) == pytest.approx((1 + 3 + 0.5 + 0.5 + 1) / 5)
+    slimming_loss(model).backward()
+    assert torch.allclose(model[1].weight.grad, torch.tensor([1.0, -1.0]) / 5)  # d mean|γ| / dγ = sign(γ) / count
+
+
+def test_lr_prestep_advances_the_multistep_schedule():
+    from certified_pruning.train import lr_schedule
+
+    def learning_rates(prestep: int) -> list[float]:
+        optimiser = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = lr_schedule(optimiser, TrainConfig(epochs=10, lr_milestones=(0.5,), lr_prestep_epochs=prestep))
+        rates = []
+        for _ in range(6):
+            rates.append(optimiser.param_groups[0]["lr"])
+            optimiser.step()
+            scheduler.step()
+        return rates
+
+    assert learning_rates(0) == pytest.approx([0.1] * 5 + [0.01])  # milestone at epoch 5
+    assert learning_rates(2) == pytest.approx([0.1] * 3 + [0.01] * 3)  # two epochs earlier

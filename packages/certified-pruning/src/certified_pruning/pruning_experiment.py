@@ -5,8 +5,9 @@ trains round 0 dense, then prunes `rate` of what remains, rewinds to θ₀ and r
 sparsity level. Each round's model (channel methods: physically compressed, `compress_channels`) is verified on the
 first `images` test images with the complete verifier (clean → PGD → α-CROWN → BaB), and one point is appended to
 `points.jsonl`: clean / certified accuracy, falsified / timeout counts, unstable neurons, BaB domains and time, the
-initial α-CROWN bound. Methods without a training regulariser share the dense round 0 of their mode (same θ₀, same
-seed: the paper's runs of those methods start from the same dense training). A (mode, method) pair is one unit: its
+initial α-CROWN bound. Methods without a training term of their own (the NRS and RS regularisers, slimming's L1 on
+γ) share the dense round 0 of their mode (same θ₀, same seed: the paper's runs of those methods start from the same
+dense training). A (mode, method) pair is one unit: its
 trained rounds are checkpointed and its points are appended as they finish, so `--resume` skips done points and
 continues a half-verified point image by image.
 """
@@ -32,6 +33,8 @@ from certified_pruning.train import MODES
 # Pruning methods of the grid: the pruner's methods, plus IMP trained with the NRS regulariser (`*_l1unstruct_nrs`
 # configs) and with the plain RS regulariser of Xiao et al. 2019 (γ⁰, the paper's RS baseline).
 REGULARISED = {"imp-nrs": ("imp", 2.0), "imp-rs": ("imp", 0.0), "nrs": ("nrs", 2.0)}  # method: (pruner, γ power)
+# methods whose training differs from plain training (a regulariser, or slimming's L1 on γ): own dense round 0
+OWN_ROUND_ZERO = frozenset({*REGULARISED, "slim"})
 # run order: the paper's proposal and the main baseline first, so a cut-short run still holds the key comparison
 GRID_METHODS = ("imp", "nrs", "imp-nrs", "random", "snip", "taylor", "hydra", "slim", "refill", "imp-rs")
 TRAIN_MODES = tuple(mode for mode in MODES if mode != "natural")  # the paper has no natural-training entry point
@@ -60,6 +63,8 @@ class PruningConfig:
     schedule_length_fraction: float = 0.405
     nrs_weight_fgsm: float = 0.01  # paper rs_weight, FGSM configs
     nrs_weight_crown: float = 0.001  # paper rs_weight, CROWN-IBP configs
+    slim_weight: float = 1e-4  # paper slim_weight of the `slim` configs: + slim_weight · mean|γ| while training
+    fgsm_rewind_fraction: float = 0.04  # FGSM rounds ≥ 1 pre-step the LR schedule by this share of the epochs (8/200)
     hydra_epochs: int = 5  # paper 20
     score_batch: int = 128  # one batch for SNIP / Taylor scores and the NRS channel statistic
     images: int = 25  # verified test images per point (paper 200)
@@ -96,7 +101,7 @@ def unit_order(config: PruningConfig) -> list[tuple[str, str]]:
     """(mode, method) units in run order: per mode the shared dense round first, then the methods."""
     units = []
     for mode in config.modes:
-        if any(method not in REGULARISED for method in config.methods):
+        if any(method not in OWN_ROUND_ZERO for method in config.methods):
             units.append((mode, "dense"))
         units += [(mode, method) for method in config.methods if method != "dense"]
     return units
@@ -121,7 +126,8 @@ def train_config(config: PruningConfig, mode: str, method: str, seed: int):
                        weight_decay=5e-4 if mode == "fgsm" else 0.0,
                        schedule_start=1 + int(config.schedule_start_fraction * epochs + 0.5),
                        schedule_length=max(1, int(config.schedule_length_fraction * epochs + 0.5)),
-                       nrs_weight=nrs_weight, gamma_pow=gamma_pow, seed=seed)
+                       nrs_weight=nrs_weight, gamma_pow=gamma_pow,
+                       slim_weight=config.slim_weight if method == "slim" else 0.0, seed=seed)
 
 
 def prune_config(config: PruningConfig, method: str, seed: int):
@@ -309,7 +315,7 @@ def run_unit(grid: GridContext, mode: str, method: str) -> None:
     masks = initial_masks(model, prune)
     start, train_seconds = 0, 0.0
     saved = _load(grid.checkpoint_path(mode, method))
-    if saved is None and method not in REGULARISED and method != "dense":
+    if saved is None and method not in OWN_ROUND_ZERO and method != "dense":
         saved = _load(grid.checkpoint_path(mode, "dense"))  # the shared dense round 0 of this mode
         if saved is not None:
             saved = {**saved, "masks": masks}
@@ -324,7 +330,9 @@ def run_unit(grid: GridContext, mode: str, method: str) -> None:
             masks = lottery_round(model, initial_state, masks, prune, x, y, loss_fn, round_index - 1,
                                   (split.train_images, split.train_labels))
         started = time.perf_counter()
-        train_model(model, split.train_images, split.train_labels, replace(train, seed=ctx.seed + round_index),
+        prestep = round(config.fgsm_rewind_fraction * train.epochs) if mode == "fgsm" and round_index > 0 else 0
+        train_model(model, split.train_images, split.train_labels,
+                    replace(train, seed=ctx.seed + round_index, lr_prestep_epochs=prestep),
                     split.num_classes, masks=train_masks(masks, prune))
         train_seconds = time.perf_counter() - started
         io.atomic_torch_save({"model": model.state_dict(), "masks": masks, "round": round_index,
@@ -334,7 +342,7 @@ def run_unit(grid: GridContext, mode: str, method: str) -> None:
 
 def point_name(method: str, round_index: int) -> str:
     """The method a point is recorded under: round 0 of a method without a regulariser is the shared dense point."""
-    return method if round_index or method in REGULARISED else "dense"
+    return method if round_index or method in OWN_ROUND_ZERO else "dense"
 
 
 def _verify_if_missing(grid: GridContext, model: nn.Sequential, masks: dict, mode: str, method: str,

@@ -38,6 +38,8 @@ class TrainConfig:
     schedule_mid: float = 0.4
     nrs_weight: float = 0.0  # 0 disables; paper: 0.01 (FGSM), 0.001 (CROWN-IBP)
     gamma_pow: float = 2.0  # NRS exponent of γ; 0 gives the plain RS loss of Xiao et al. 2019
+    slim_weight: float = 0.0  # network slimming's L1 on BN γ (paper `slim_weight` 1e-4 for `slim`); 0 disables
+    lr_prestep_epochs: int = 0  # LR scheduler stepped this many times before training (paper FGSM rounds ≥ 1: 8)
     seed: int = 100
 
     def __post_init__(self) -> None:
@@ -153,6 +155,12 @@ def nrs_loss(model: nn.Sequential, x: torch.Tensor, eps: float, gamma_pow: float
     return total / count
 
 
+def slimming_loss(model: nn.Module) -> torch.Tensor:
+    """Network slimming's sparsity term (Liu et al. 2017; released `utils.py`): mean |γ| over every BatchNorm scale."""
+    gammas = [module.weight.abs().flatten() for module in model.modules() if isinstance(module, nn.BatchNorm2d)]
+    return torch.cat(gammas).mean()
+
+
 def crown_ibp_loss(bounded, x: torch.Tensor, y: torch.Tensor, eps: float, eps_max: float,
                    num_classes: int) -> torch.Tensor:
     """CROWN-IBP robust loss (`lirpa_train.py:117-127`, no loss fusion): lb = κ·lb_CROWN-IBP + (1−κ)·lb_IBP with
@@ -185,6 +193,15 @@ def _bounds_with_grad(bounded, x, ball, method, spec):
     return bounded.compute_bounds(x=(bounded_x,), C=spec, bound_upper=False, **METHODS[method])
 
 
+def lr_schedule(optimiser: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.MultiStepLR:
+    """×0.1 at the milestone epochs, pre-stepped `lr_prestep_epochs` times (the released FGSM loop's `rewind_epoch`)."""
+    milestones = [round(f * config.epochs) for f in config.lr_milestones]
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones, gamma=0.1)
+    for _ in range(config.lr_prestep_epochs):
+        scheduler.step()
+    return scheduler
+
+
 def train_model(model: nn.Sequential, images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
                 num_classes: int, masks: dict[str, torch.Tensor] | None = None,
                 on_epoch=None) -> nn.Sequential:
@@ -202,8 +219,7 @@ def train_model(model: nn.Sequential, images: torch.Tensor, labels: torch.Tensor
         trainee = model
         optimiser = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum,
                                     weight_decay=config.weight_decay)
-    milestones = [round(f * config.epochs) for f in config.lr_milestones]
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones=milestones, gamma=0.1)
+    scheduler = lr_schedule(optimiser, config)
     step = 0
     # auto_LiRPA 0.3 shares parameters with the plain model but keeps its own BatchNorm buffers, and a plain
     # forward through the bounded module breaks its next backward; so ε = 0 batches use the plain model and
@@ -231,6 +247,8 @@ def train_model(model: nn.Sequential, images: torch.Tensor, labels: torch.Tensor
                 plain_buffers_newer = True
             if config.nrs_weight > 0:
                 loss = loss + config.nrs_weight * nrs_loss(model, x, config.eps, config.gamma_pow)
+            if config.slim_weight > 0:
+                loss = loss + config.slim_weight * slimming_loss(model)
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainee.parameters(), config.grad_clip)
