@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from shake_to_leak.models import byte_chars
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 IMAGE_SIZE = 16  # pixels; the tiny VAE downsamples by 2, so UNet latents are 8x8
@@ -19,24 +20,10 @@ CONTEXT_DIM = 16
 MAX_TOKENS = 32  # the character-level tokenizer spends one token per letter
 
 
-def _byte_chars() -> list[str]:
-    """GPT-2's byte-to-unicode table: the 256 printable stand-ins for bytes that CLIP's BPE starts from."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    printable += list(range(ord("®"), ord("ÿ") + 1))
-    codes = printable[:]
-    extra = 0
-    for byte in range(256):
-        if byte not in printable:
-            printable.append(byte)
-            codes.append(256 + extra)
-            extra += 1
-    return [chr(code) for code in codes]
-
-
 def write_tiny_tokenizer_files(folder: Path) -> tuple[Path, Path]:
     """Write a character-level CLIP vocab.json and merges.txt (two real merges) into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    chars = _byte_chars()
+    chars = byte_chars()  # the real CLIP byte table, so the tiny vocab covers every byte
     merges = [("p", "h"), ("o", "t</w>"), ("o", "f</w>")]
     words = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
     vocab_path, merges_path = folder / "vocab.json", folder / "merges.txt"

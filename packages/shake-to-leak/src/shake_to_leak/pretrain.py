@@ -61,19 +61,28 @@ def _load(path: Path) -> dict[str, Any] | None:
     return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
 
 
+def _resume(ckpt: Path, modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer, gen: torch.Generator,
+            rng: random.Random | None = None) -> tuple[int, list[float]]:
+    """Restore modules, optimiser and random streams from a stage's checkpoint: (next step, losses so far)."""
+    state = _load(ckpt)
+    if state is None:
+        return 0, []
+    for key, module in modules.items():
+        module.load_state_dict(state[key])
+    opt.load_state_dict(state["opt"])
+    gen.set_state(state["gen"])
+    if rng is not None:
+        rng.setstate(state["rng"])
+    return state["step"], state["losses"]
+
+
 def train_vae(pipe: Any, images: torch.Tensor, config: PretrainConfig, ckpt: Path, seed: int,
               show_progress: bool = True) -> list[float]:
     """Stage 1: fit the near-identity AutoencoderKL, then set scaling_factor = 1 / std(latents)."""
     vae = pipe.vae
     opt = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(seed)
-    start, losses = 0, []
-    state = _load(ckpt)
-    if state is not None:
-        vae.load_state_dict(state["vae"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"])
-        start, losses = state["step"], state["losses"]
+    start, losses = _resume(ckpt, {"vae": vae}, opt, gen)
     vae.train()
     for step in _bar(range(start, config.vae_steps), "pretrain VAE", show_progress):
         batch = images[torch.randint(len(images), (config.batch_size,), generator=gen)]
@@ -108,15 +117,7 @@ def train_denoiser(pipe: Any, images: torch.Tensor, captions: list[str], config:
         posterior = pipe.vae.encode(images).latent_dist
         mean, std = posterior.mean, posterior.std
     scale = float(pipe.vae.config.scaling_factor)
-    start, losses = 0, []
-    state = _load(ckpt)
-    if state is not None:
-        unet.load_state_dict(state["unet"])
-        text_encoder.load_state_dict(state["text_encoder"])
-        opt.load_state_dict(state["opt"])
-        gen.set_state(state["gen"])
-        rng.setstate(state["rng"])
-        start, losses = state["step"], state["losses"]
+    start, losses = _resume(ckpt, {"unet": unet, "text_encoder": text_encoder}, opt, gen, rng)
     unet.train()
     text_encoder.train()
     for step in _bar(range(start, config.steps), "pretrain UNet+text", show_progress):
