@@ -1,9 +1,20 @@
 """Generation engine: batching = one-at-a-time (greedy), cache resume, n samples, seeds, bad model folders."""
 
 import json
+import os
+import shutil
 
 import pytest
-from decoding_comp_trust.trust.engine import GenerationCache, GenRequest, HFEngine, Sampling, check_causal_lm_folder
+from decoding_comp_trust.trust.engine import (
+    GenerationCache,
+    GenRequest,
+    HFEngine,
+    Sampling,
+    check_causal_lm_folder,
+    model_fingerprint,
+    pad_after_prefix,
+    shared_prefix_length,
+)
 from decoding_comp_trust.trust.tiny import build_tiny_model
 from repro_shared.errors import ConfigError
 
@@ -86,3 +97,63 @@ def test_not_a_causal_lm_is_rejected_before_loading(tmp_path):
                                                       "num_attention_heads": 1, "intermediate_size": 8}))
     with pytest.raises(ConfigError, match="not a causal language model"):
         check_causal_lm_folder(tmp_path)
+
+
+def test_fingerprint_follows_content_not_folder(tiny, tmp_path):
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for file in tiny.iterdir():
+        os.link(file, linked / file.name)
+    assert model_fingerprint(linked) == model_fingerprint(tiny)  # a reused (hard-linked) model shares the cache
+    changed = tmp_path / "changed"
+    shutil.copytree(tiny, changed, copy_function=shutil.copy2)
+    (changed / "compression.json").write_text(json.dumps({"method": "rtn", "bits": 4}))
+    assert model_fingerprint(changed) != model_fingerprint(tiny)
+    weights = next(changed.glob("*.safetensors"))
+    (changed / "compression.json").unlink()
+    assert model_fingerprint(changed) == model_fingerprint(tiny)
+    with weights.open("ab") as handle:
+        handle.write(b"\0")
+    assert model_fingerprint(changed) != model_fingerprint(tiny)
+
+
+def test_batches_bound_padding_and_size(tiny):
+    engine = HFEngine.from_folder(tiny, batch_size=4)
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "again", "and", "again"]
+    prompts = [" ".join(words[: 1 + i % 12]) * (1 + i % 3) for i in range(40)]
+    pending = {f"k{i}": [GenRequest("test", p, Sampling(max_tokens=2))] for i, p in enumerate(prompts)}
+    lengths = dict(zip(pending, engine._prompt_lengths(prompts), strict=True))
+    batches = engine._batches(pending)
+    assert sorted(k for b in batches for k in b) == sorted(pending)  # every prompt once
+    assert all(len(b) <= 4 for b in batches)
+    assert all(max(lengths[k] for k in b) <= 1.1 * min(lengths[k] for k in b) for b in batches)
+    engine.max_padding = None  # no bound: full batches of 4 in length order
+    assert [len(b) for b in engine._batches(pending)] == [4] * 10
+
+
+def test_prefix_layout_on_hand_made_rows():
+    rows = [[5, 6, 7, 8, 9], [5, 6, 7, 1], [5, 6, 2, 3, 4, 4]]
+    assert shared_prefix_length(rows) == 2
+    assert shared_prefix_length([[1, 2, 3], [1, 2, 3]]) == 2  # one token of every row stays outside the prefix
+    ids, mask = pad_after_prefix(rows, 2, pad_id=0)
+    assert ids.tolist() == [[5, 6, 0, 7, 8, 9], [5, 6, 0, 0, 7, 1], [5, 6, 2, 3, 4, 4]]
+    assert mask.tolist() == [[1, 1, 0, 1, 1, 1], [1, 1, 0, 0, 1, 1], [1, 1, 1, 1, 1, 1]]
+    ids, mask = pad_after_prefix(rows, 0, pad_id=0)  # plain left padding
+    assert ids.tolist()[1] == [0, 0, 5, 6, 7, 1] and mask.tolist()[1] == [0, 0, 1, 1, 1, 1]
+
+
+def test_shared_prefix_batches_equal_one_prompt_at_a_time(tiny, monkeypatch):
+    shared = "System: answer the question with one word only, please. Question: "
+    prompts = [shared + q for q in ("what colour is the sky", "why", "how many legs does a spider have", "who")]
+    batched = HFEngine.from_folder(tiny, batch_size=4, max_padding=None)
+    single = HFEngine.from_folder(tiny, batch_size=1)
+    calls = []
+    original = HFEngine._prefix_cache
+    monkeypatch.setattr(HFEngine, "_prefix_cache", lambda self, ids, rows: calls.append(ids.shape[1]) or
+                        original(self, ids, rows))
+    a = [GenRequest("test", p, Sampling(max_tokens=8)) for p in prompts]
+    b = [GenRequest("test", p, Sampling(max_tokens=8)) for p in prompts]
+    batched.generate(a)
+    single.generate(b)
+    assert len(calls) == 1 and calls[0] >= 8  # the shared prefix ran once, for the one batch of four
+    assert [r.outputs for r in a] == [r.outputs for r in b]

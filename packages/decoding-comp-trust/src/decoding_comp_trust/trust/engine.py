@@ -71,9 +71,13 @@ class GenerationCache:
 
 
 def model_fingerprint(path: str | os.PathLike) -> str:
-    """A short hash of a model folder's config, compression record and weight files (name, size, mtime)."""
+    """A short hash of a model folder's config, compression record and weight files (name, size, mtime).
+
+    The folder's own path is left out, so a hard-linked or ``cp -p`` copy of a model (e.g. reused by a later compress
+    run) shares its cached generations.
+    """
     folder = Path(path)
-    digest = hashlib.sha256(str(folder.resolve()).encode())
+    digest = hashlib.sha256()
     for name in ("config.json", "compression.json", "generation_config.json"):
         if (folder / name).exists():
             digest.update((folder / name).read_bytes())
@@ -106,14 +110,40 @@ def check_causal_lm_folder(path: str | os.PathLike) -> None:
         raise ConfigError(f"model folder {folder} has no tokenizer files", "save the tokenizer next to the model")
 
 
+def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Tokens common to the start of every row, leaving at least one token of each row outside the prefix."""
+    limit = min(len(row) for row in rows) - 1
+    length = 0
+    while length < limit and all(row[length] == rows[0][length] for row in rows):
+        length += 1
+    return length
+
+
+def pad_after_prefix(rows: Sequence[Sequence[int]], prefix: int, pad_id: int) -> tuple[Any, Any]:
+    """Input ids and attention mask laid out as [shared prefix][padding][row's own suffix]: every row ends at the
+    right edge (as with left padding, which this is for ``prefix = 0``); position ids follow the mask, so the
+    padding shifts no position."""
+    import torch
+
+    width = max(len(row) for row in rows) - prefix
+    ids = [list(row[:prefix]) + [pad_id] * (width - len(row) + prefix) + list(row[prefix:]) for row in rows]
+    mask = [[1] * prefix + [0] * (width - len(row) + prefix) + [1] * (len(row) - prefix) for row in rows]
+    return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
+
+
 class HFEngine:
     """Batched `transformers` generation (left padding, attention masks, stop strings, n samples, seeds)."""
 
     def __init__(self, model: Any, tokenizer: Any, model_id: str, cache: GenerationCache | None = None,
                  batch_size: int = 8, seed: int = 0, add_special_tokens: bool = True,
-                 postprocess: Callable[[str], str] | None = None, stop_strings: Sequence[str] = ()) -> None:
+                 postprocess: Callable[[str], str] | None = None, stop_strings: Sequence[str] = (),
+                 max_padding: float | None = 0.1, min_shared_prefix: int = 8) -> None:
         self.model, self.tokenizer, self.model_id = model, tokenizer, model_id
         self.cache, self.batch_size, self.seed = cache, batch_size, seed
+        # a batch holds prompts whose token counts differ by at most this fraction of the shortest (None: any):
+        # on a CPU the prefill is compute-bound, so padded positions cost as much as real ones (bench_engine --profile)
+        self.max_padding = max_padding
+        self.min_shared_prefix = max(1, min_shared_prefix)  # shorter common prefixes are not worth a separate pass
         self.add_special_tokens = add_special_tokens
         self.postprocess = postprocess or (lambda text: text)
         self.stop_strings = tuple(stop_strings)
@@ -153,25 +183,48 @@ class HFEngine:
                 self.cache.put_many(zip(batch, outputs, strict=True))
 
     def _batches(self, pending: dict[str, list[GenRequest]]) -> list[list[str]]:
-        """Group keys with equal sampling settings, sorted by prompt length (less padding), into batches."""
+        """Group keys with equal sampling settings, sorted by prompt length, into batches of at most
+        ``batch_size`` sequences whose lengths differ by at most ``max_padding``."""
         groups: dict[Sampling, list[str]] = {}
         for key, reqs in pending.items():
             groups.setdefault(reqs[0].sampling, []).append(key)
-        batches = []
+        batches: list[list[str]] = []
         for sampling, keys in groups.items():
-            keys.sort(key=lambda k: (len(pending[k][0].prompt), k))
+            lengths = dict(zip(keys, self._prompt_lengths([pending[k][0].prompt for k in keys]), strict=True))
+            keys.sort(key=lambda k: (lengths[k], k))
             per_batch = max(1, self.batch_size // max(1, sampling.n))
-            batches += [keys[i:i + per_batch] for i in range(0, len(keys), per_batch)]
+            batch: list[str] = []
+            for key in keys:
+                too_long = (self.max_padding is not None and batch
+                            and lengths[key] > lengths[batch[0]] * (1 + self.max_padding))
+                if len(batch) == per_batch or too_long:
+                    batches.append(batch)
+                    batch = []
+                batch.append(key)
+            if batch:
+                batches.append(batch)
         return batches
+
+    def _prompt_lengths(self, prompts: list[str]) -> list[int]:
+        encoded = self.tokenizer(prompts, add_special_tokens=self.add_special_tokens)["input_ids"]
+        return [len(ids) for ids in encoded]
 
     def _generate_batch(self, batch: list[GenRequest]) -> list[list[str]]:
         import torch
 
         sampling = batch[0].sampling
-        encoded = self.tokenizer([r.prompt for r in batch], return_tensors="pt", padding=True,
-                                 add_special_tokens=self.add_special_tokens).to(self.model.device)
+        rows = self.tokenizer([r.prompt for r in batch], add_special_tokens=self.add_special_tokens)["input_ids"]
+        # greedy / single-sample batches share the KV cache of their common token prefix (system prompt, task
+        # instruction, demonstrations): it is computed once instead of once per row
+        prefix = shared_prefix_length(rows) if sampling.n == 1 and len(rows) > 1 else 0
+        if prefix < self.min_shared_prefix:
+            prefix = 0
+        input_ids, attention_mask = pad_after_prefix(rows, prefix, self.tokenizer.pad_token_id)
+        encoded = {"input_ids": input_ids.to(self.model.device), "attention_mask": attention_mask.to(self.model.device)}
         kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_tokens, "pad_token_id": self.tokenizer.pad_token_id,
                                   "num_return_sequences": sampling.n}
+        if prefix:
+            kwargs[self._cache_argument] = self._prefix_cache(encoded["input_ids"][:1, :prefix], len(rows))
         if sampling.temperature > 0:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
         else:
@@ -187,6 +240,23 @@ class HFEngine:
         texts = [self._decode(row) for row in new_tokens]
         self.generated_prompts += len(batch)
         return [texts[i * sampling.n:(i + 1) * sampling.n] for i in range(len(batch))]
+
+    @property
+    def _cache_argument(self) -> str:
+        """transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name warns, then goes)."""
+        import inspect
+
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+
+    def _prefix_cache(self, prefix_ids: Any, rows: int) -> Any:
+        import torch
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        with torch.inference_mode():
+            self.model(input_ids=prefix_ids, use_cache=True, **{self._cache_argument: cache})
+        cache.batch_repeat_interleave(rows)
+        return cache
 
     def _decode(self, token_ids: Any) -> str:
         """Cut at the first end-of-sequence token, decode without skipping special tokens (as HELM), stop strings."""
@@ -223,7 +293,10 @@ class VLLMEngine(HFEngine):
         self.llm, self.model_id, self.cache, self.seed = LLM(model=str(path), seed=seed), model_id, cache, seed
         self.postprocess = postprocess or (lambda text: text)
         self.stop_strings = tuple(stop_strings)
-        self.batch_size, self.generated_prompts = 1 << 30, 0
+        self.batch_size, self.generated_prompts, self.max_padding = 1 << 30, 0, None  # vLLM schedules itself
+
+    def _prompt_lengths(self, prompts: list[str]) -> list[int]:
+        return [len(prompt) for prompt in prompts]
 
     def _generate_batch(self, batch: list[GenRequest]) -> list[list[str]]:
         from vllm import SamplingParams  # type: ignore[import-not-found]
