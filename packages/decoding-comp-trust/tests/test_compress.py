@@ -158,6 +158,61 @@ def test_round_trip_gives_identical_logits(tiny_dir: Path, tmp_path: Path) -> No
     assert (tmp_path / "gptq" / "compression.json").exists() and (tmp_path / "gptq" / "tokenizer.json").exists()
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("bits", [3, 4, 8])
+def test_group_grid_recovers_a_hand_built_grid(bits: int, symmetric: bool) -> None:
+    from decoding_comp_trust.compress.packed import group_grid
+
+    g = torch.Generator().manual_seed(bits)
+    rows, groups, size = 6, 4, 32
+    low, high = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if symmetric else (0, 2 ** bits - 1)
+    ints = torch.randint(low, high + 1, (rows, groups, size), generator=g)
+    scale = torch.rand(rows, groups, 1, generator=g) * 0.1 + 0.01
+    zero = torch.zeros(rows, groups, 1) if symmetric else torch.randint(0, 2 ** bits, (rows, groups, 1), generator=g)
+    weight = (scale * (ints - zero)).reshape(rows, groups * size)
+    found_scale, found_zero = group_grid(weight, bits, size, symmetric)
+    grouped = weight.reshape(rows, groups, size).double()
+    q = (grouped / found_scale.unsqueeze(-1)).round() + found_zero.unsqueeze(-1)
+    assert q.min() >= -(2 ** (bits - 1)) and q.max() <= 2 ** (bits - 1) - 1  # compressed-tensors' signed range
+    rebuilt = found_scale.unsqueeze(-1) * (q - found_zero.unsqueeze(-1))
+    assert torch.allclose(rebuilt, grouped, rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="not on a"):
+        group_grid(torch.randn(rows, groups * size, generator=g), bits, size, symmetric)
+
+
+@pytest.mark.parametrize(("method", "bits", "fmt"), [("gptq", 3, "pack-quantized"), ("rtn", 4, "naive-quantized")])
+def test_packed_storage_reloads_with_the_same_logits(tiny_dir: Path, tmp_path: Path, method: str, bits: int,
+                                                     fmt: str) -> None:
+    import json
+
+    from transformers import AutoModelForCausalLM
+
+    model, tok = _load(tiny_dir)
+    result = compress(model, method, tokenizer=tok, bits=bits, group_size=32, calibration=SYNTHETIC, seed=0)
+    ids = torch.randint(0, len(tok), (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = result.model(ids).logits
+    manifest = save_compressed(result, tok, tmp_path / "packed", dtype="float32", storage="packed")
+    config = json.loads((tmp_path / "packed" / "config.json").read_text())
+    assert config["quantization_config"]["format"] == fmt and manifest["storage_kind"] == "packed"
+    with torch.no_grad():
+        after = AutoModelForCausalLM.from_pretrained(tmp_path / "packed").eval()(ids).logits
+    assert torch.allclose(before, after, atol=1e-4)
+    dense = save_compressed(compress(_load(tiny_dir)[0], "rtn", bits=bits, group_size=32), tok,
+                            tmp_path / "dense", dtype="float32")
+    assert manifest["size_bytes"] < dense["size_bytes"]
+
+
+def test_packed_storage_refuses_pruned_models(tiny_dir: Path, tmp_path: Path) -> None:
+    model, tok = _load(tiny_dir)
+    result = compress(model, "magnitude", pattern="2:4")
+    with pytest.raises(ConfigError, match="quantized models only"):
+        save_compressed(result, tok, tmp_path / "pruned", storage="packed")
+    with pytest.raises(ConfigError, match="storage="):
+        save_compressed(result, tok, tmp_path / "pruned", storage="zip")
+    assert not (tmp_path / "pruned").exists()
+
+
 def test_same_calibration_seed_gives_identical_weights(tiny_dir: Path) -> None:
     def weights(seed: int, method: str = "gptq", **kw) -> list[torch.Tensor]:
         model, tok = _load(tiny_dir)
@@ -287,3 +342,12 @@ def test_smoke_experiment_writes_the_run_directory_contract(tmp_path: Path) -> N
     for name in ("rtn-w4-g32", "wanda-2of4-seed0"):
         assert (second / "models" / name / "model.safetensors").stat().st_ino == \
             (run / "models" / name / "model.safetensors").stat().st_ino
+    # packed storage: the quantized setting is recomputed and packed, the pruned one stays dense (and is reused)
+    packed = dataclasses.replace(again, storage="packed")
+    third = execute(experiment, packed, RunOptions(scale="smoke", out=tmp_path, threads=1, name="packed")).path
+    rtn = json.loads((third / "models" / "rtn-w4-g32" / "compression.json").read_text())
+    wanda = json.loads((third / "models" / "wanda-2of4-seed0" / "compression.json").read_text())
+    assert rtn["storage_kind"] == "packed" and wanda["storage_kind"] == "dense"
+    assert rtn["size_bytes"] < json.loads((run / "models" / "rtn-w4-g32" / "compression.json").read_text())[
+        "size_bytes"]
+    assert abs(rtn["perplexity"] / per_setting["rtn-w4-g32"]["perplexity_mean"] - 1) < 0.01

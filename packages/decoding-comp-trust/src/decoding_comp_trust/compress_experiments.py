@@ -19,6 +19,7 @@ from repro_shared.errors import ConfigError
 from repro_shared.experiments import Claim, Experiment
 from repro_shared.logging import get_logger
 
+from .compress.api import STORAGES
 from .compress.calibration import CalibrationConfig, check_source_name, load_texts, token_windows
 from .compress.settings import CompressSettings, parse_setting
 
@@ -32,11 +33,6 @@ FULL_GRID = ("rtn-w4", "rtn-w3", "rtn-w8", "magnitude-2:4", "magnitude-4:8", "ma
              "autoround-w4", "autoround-w3", "autoround-w8")
 # the paper's seeded configurations: GPTQ 3/4-bit, AWQ 3-bit, SparseGPT 2:4
 SEEDED_SUBSET = ("gptq-w3", "gptq-w4", "awq-w3", "sparsegpt-2:4")
-# quick: what fits ~1.5 h of a shared 2-core CPU (measured per setting: AWQ 10-12 min, GPTQ/SparseGPT 1.5-3.5 min,
-# AutoRound-4 4 min): no AWQ-8, AutoRound-3/8, unstructured SparseGPT/Wanda, AWQ-3 seeds (configs/compress-full-grid)
-QUICK_GRID = tuple(s for s in FULL_GRID if s not in ("awq-w8", "autoround-w3", "autoround-w8",
-                                                     "sparsegpt-unstructured", "wanda-unstructured"))
-QUICK_SEEDED = ("gptq-w3", "gptq-w4", "sparsegpt-2:4")
 
 
 @dataclass(frozen=True)
@@ -44,10 +40,10 @@ class CompressConfig:
     """The grid, the calibration sets (per family, as in the paper) and the held-out perplexity set."""
 
     base_models: tuple[str, ...] = ("smollm2-135m-instruct",)  # alias, Hub id, folder, or "tiny-random"
-    settings: tuple[str, ...] = QUICK_GRID  # run at every seed of `seeds`
+    settings: tuple[str, ...] = FULL_GRID  # run at every seed of `seeds` (quick: the whole grid)
     seeds: tuple[int, ...] = (0,)
     extra_seeds: tuple[int, ...] = (1, 2)  # calibration resamples for `extra_seed_settings` only
-    extra_seed_settings: tuple[str, ...] = QUICK_SEEDED
+    extra_seed_settings: tuple[str, ...] = SEEDED_SUBSET
     group_size: int = 64  # largest group dividing SmolLM2-135M's in-features 576 and 1536 (paper: 128)
     gptq_calibration: CalibrationConfig = field(
         default_factory=lambda: CalibrationConfig("trec", "chat", n_samples=16, seq_len=128))
@@ -60,6 +56,9 @@ class CompressConfig:
     eval_seq_len: int = 128
     autoround_iters: int = 10
     save_dtype: str = "bfloat16"
+    # dense: fake-quantized weights (the paper's storage); packed: quantized settings as compressed-tensors integers +
+    # scales (pruned settings stay dense: no sparse format); both reload with plain transformers
+    storage: str = "dense"
     backend: str = "auto"
     # an earlier compress run directory: its finished models/<setting>/ with the same calibration, held-out set and
     # dtype are hard-linked instead of recomputed (continue a grid under a changed job list)
@@ -68,6 +67,8 @@ class CompressConfig:
     def __post_init__(self) -> None:
         if not self.base_models:
             raise ConfigError("base_models is empty", "name at least one model")
+        if self.storage not in STORAGES:
+            raise ConfigError(f"storage={self.storage!r}", f"use one of {', '.join(STORAGES)}")
         if self.save_dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"save_dtype={self.save_dtype!r}", "use float32, bfloat16 or float16")
         check_source_name(self.eval_source)
@@ -161,15 +162,25 @@ def _run_one(base: _Base, spec: str, seed: int, config: CompressConfig, ctx: Any
                       group_size=settings.group_size, pattern=settings.pattern, seed=seed, backend=config.backend,
                       calibration=config.calibration_for(settings), data_dir=ctx.data_dir,
                       autoround_iters=config.autoround_iters, base_model=base.name)
-    result.model = _as_stored(result.model, config.save_dtype)
-    started = time.perf_counter()
-    ppl = perplexity(result.model, base.eval_windows)
-    extra = {"perplexity": ppl, "perplexity_dense": dense["perplexity"],
-             "perplexity_rel_change": ppl / dense["perplexity"] - 1,
-             "perplexity_seconds": time.perf_counter() - started,
-             "eval_set": {"source": config.eval_source, "windows": config.eval_windows,
+    storage = "packed" if config.storage == "packed" and settings.is_quantization else "dense"
+    extra = {"eval_set": {"source": config.eval_source, "windows": config.eval_windows,
                           "seq_len": config.eval_seq_len}, "base_model_source": base.description}
-    manifest = save_compressed(result, base.tokenizer, out, dtype=config.save_dtype, extra=extra)
+    if storage == "dense":  # score the values the folder will hold, then save
+        result.model = _as_stored(result.model, config.save_dtype)
+        started = time.perf_counter()
+        ppl = perplexity(result.model, base.eval_windows)
+        manifest = save_compressed(result, base.tokenizer, out, dtype=config.save_dtype, extra=extra)
+    else:  # packing consumes the model: save, then score the folder as transformers reloads it
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        manifest = save_compressed(result, base.tokenizer, out, dtype=config.save_dtype, storage="packed",
+                                   extra=extra)
+        started = time.perf_counter()
+        ppl = perplexity(AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval(), base.eval_windows)
+    manifest.update(perplexity=ppl, perplexity_dense=dense["perplexity"],
+                    perplexity_rel_change=ppl / dense["perplexity"] - 1,
+                    perplexity_seconds=time.perf_counter() - started)
     manifest["size_rel_change"] = manifest["size_bytes"] / dense["size_bytes"] - 1
     io.atomic_write_json(out / "compression.json", manifest)
     log.info("%s: ppl %.2f (dense %.2f), %.1f s, checks %s", settings.name(), ppl, dense["perplexity"],
@@ -193,9 +204,11 @@ def _reuse(out: Path, settings: CompressSettings, config: CompressConfig) -> dic
     expected = {"calibration": {**calibration.describe(), "seed": settings.seed} if calibration else None,
                 "eval_set": {"source": config.eval_source, "windows": config.eval_windows,
                              "seq_len": config.eval_seq_len},
-                "dtype": config.save_dtype, "setting": settings.name()}
+                "dtype": config.save_dtype, "setting": settings.name(),
+                "storage_kind": "packed" if config.storage == "packed" and settings.is_quantization else "dense"}
+    manifest.setdefault("storage_kind", "dense")  # manifests written before packed storage existed
     if any(manifest.get(key) != value for key, value in expected.items()):
-        log.info("%s: %s differs in calibration/eval/dtype, recomputing", settings.name(), source)
+        log.info("%s: %s differs in calibration/eval/dtype/storage, recomputing", settings.name(), source)
         return None
     with io.atomic_directory(out) as tmp:
         shutil.rmtree(tmp)

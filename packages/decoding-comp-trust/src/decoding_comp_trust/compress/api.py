@@ -208,17 +208,40 @@ def _manifest(model: nn.Module, settings: CompressSettings, path: str, calibrati
     }
 
 
+STORAGES = ("dense", "packed")
+
+
 def save_compressed(result: CompressionResult, tokenizer: Any, out_dir: str | Path, *, dtype: str = "bfloat16",
-                    extra: dict[str, Any] | None = None, overwrite: bool = False) -> dict[str, Any]:
-    """``save_pretrained`` the dense (fake-quantized / masked) model in ``dtype`` + tokenizer + ``compression.json``,
-    into a temporary sibling folder renamed at the end (an interrupted save leaves no model folder)."""
+                    storage: str = "dense", extra: dict[str, Any] | None = None,
+                    overwrite: bool = False) -> dict[str, Any]:
+    """``save_pretrained`` the model + tokenizer + ``compression.json`` into a temporary sibling folder renamed at the
+    end (an interrupted save leaves no model folder).
+
+    ``storage="dense"``: the fake-quantized / masked weights in ``dtype`` (as the paper stored its AWQ models).
+    ``storage="packed"`` (quantized models only): integers + group scales in the compressed-tensors format
+    (``packed.pack_model``; scales in ``dtype``); it packs ``result.model`` in place, so the result is consumed.
+    Both reload with plain ``AutoModelForCausalLM.from_pretrained`` on CPU.
+    """
+    if storage not in STORAGES:
+        raise ConfigError(f"storage={storage!r}", f"use one of {', '.join(STORAGES)}")
     target_dtype = getattr(torch, dtype)
+    compressor = None
+    if storage == "packed":
+        from .packed import PACKED_FORMATS, pack_model
+
+        compressor = pack_model(result.model, target_linears(result.model), result.settings)
+        description = (f"compressed-tensors {PACKED_FORMATS[result.settings.is_symmetric]} "
+                       f"({result.settings.bits}-bit integers, {dtype} group scales)")
+    else:
+        description = f"dense save_pretrained ({dtype}), fake-quantized/masked weights"
     model = result.model.to(target_dtype)
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         model.save_pretrained(tmp)
+        if compressor is not None:
+            compressor.update_config(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        manifest = {**result.manifest, "storage": f"dense save_pretrained ({dtype}), fake-quantized/masked weights",
-                    "dtype": dtype, "size_bytes": folder_size(tmp), **(extra or {})}
+        manifest = {**result.manifest, "storage": description, "storage_kind": storage, "dtype": dtype,
+                    "size_bytes": folder_size(tmp), **(extra or {})}
         atomic_write_json(Path(tmp) / MANIFEST, manifest)
     return manifest

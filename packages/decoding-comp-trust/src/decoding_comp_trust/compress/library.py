@@ -80,7 +80,10 @@ def _modifier(settings: CompressSettings, targets: list[str]) -> Any:
     pattern = settings.sparsity_pattern()
     structure = f"{pattern.m - pattern.n}:{pattern.m}" if pattern.structured else "0:0"  # llm-compressor: N pruned of M
     if settings.method == "sparsegpt":
-        from llmcompressor.modifiers.obcq import SparseGPTModifier
+        try:
+            from llmcompressor.modifiers.pruning.sparsegpt import SparseGPTModifier
+        except ImportError:  # llm-compressor < 0.14.1 keeps it in obcq
+            from llmcompressor.modifiers.obcq import SparseGPTModifier
 
         return SparseGPTModifier(sparsity=pattern.sparsity, mask_structure=structure, targets=targets, ignore=ignore,
                                  dampening_frac=0.01, block_size=128)
