@@ -6,6 +6,9 @@ Both runs use the same engine code, model, prompts and no cache; only the batch 
 `classification` (OOD style zero-shot, greedy, 20 new tokens, as DecodingTrust's classification tasks) and
 `continuation` (toxicity prompts, greedy, 64 new tokens, decode-heavy like toxicity/stereotype/privacy). Prints one
 JSON line per workload with both throughputs, their ratio (target ≥ 4×) and the fraction of identical greedy outputs.
+
+`--profile` adds where the time goes: the prompt prefill alone (one forward pass over the prompt, one at a time vs
+batched) and the rest (decoding), with the speed-up bound that follows if decoding were free in the batched mode.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workloads", default="classification,continuation")
+    parser.add_argument("--profile", action="store_true", help="also time the prefill alone (prefill vs decode)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     engine = HFEngine.from_folder(resolve_model("smollm2-135m-instruct").location)
@@ -68,7 +72,29 @@ def bench(engine: HFEngine, name: str, prompts: list[GenRequest], args: argparse
         "batched_prompts_per_s": round(len(prompts) / batched_s, 3),
         "speedup": round(sequential_s / batched_s, 2),
         "identical_outputs": round(sum(a == b for a, b in zip(sequential, batched, strict=True)) / len(prompts), 3),
+        **(prefill_profile(engine, prompts, args.batch_size, sequential_s, batched_s) if args.profile else {}),
     }))
+
+
+@torch.inference_mode()
+def prefill_profile(engine: HFEngine, prompts: list[GenRequest], batch_size: int, sequential_s: float,
+                    batched_s: float) -> dict[str, float]:
+    """Seconds of prompt prefill (one forward pass) one at a time and batched as the engine batches (sorted by
+    length, left-padded); decode = generation − prefill; bound = sequential total / (batched prefill)."""
+    texts = sorted((p.prompt for p in prompts), key=len)
+
+    def forward_seconds(size: int) -> float:
+        started = time.perf_counter()
+        for i in range(0, len(texts), size):
+            encoded = engine.tokenizer(texts[i:i + size], return_tensors="pt", padding=True)
+            engine.model(**encoded, use_cache=True)
+        return time.perf_counter() - started
+
+    single, batched = forward_seconds(1), forward_seconds(batch_size)
+    return {"prefill_s_sequential": round(single, 2), "prefill_s_batched": round(batched, 2),
+            "decode_s_sequential": round(sequential_s - single, 2), "decode_s_batched": round(batched_s - batched, 2),
+            "prefill_share_sequential": round(single / sequential_s, 3),
+            "speedup_bound_if_decode_free": round(sequential_s / batched, 2)}
 
 
 if __name__ == "__main__":
