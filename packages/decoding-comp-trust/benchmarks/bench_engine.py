@@ -8,7 +8,8 @@ Both runs use the same engine code, model, prompts and no cache; only the batch 
 JSON line per workload with both throughputs, their ratio (target ≥ 4×) and the fraction of identical greedy outputs.
 
 `--profile` adds where the time goes: the prompt prefill alone (one forward pass over the prompt, one at a time vs
-batched) and the rest (decoding), with the speed-up bound that follows if decoding were free in the batched mode.
+plain left-padded batches, i.e. without the engine's shared-prefix cache) and the rest (decoding), with the speed-up
+bound that plain batching has if decoding were free.
 """
 
 from __future__ import annotations
@@ -53,9 +54,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workloads", default="classification,continuation")
     parser.add_argument("--profile", action="store_true", help="also time the prefill alone (prefill vs decode)")
+    parser.add_argument("--max-padding", type=float, default=-1,
+                        help="engine's length-bucket bound (fraction of the shortest prompt; negative: none)")
+    parser.add_argument("--min-shared-prefix", type=int, default=8,
+                        help="shortest common prefix whose KV cache a batch shares (large: never share)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    engine = HFEngine.from_folder(resolve_model("smollm2-135m-instruct").location)
+    engine = HFEngine.from_folder(resolve_model("smollm2-135m-instruct").location,
+                                  max_padding=None if args.max_padding < 0 else args.max_padding,
+                                  min_shared_prefix=args.min_shared_prefix)
     for name in args.workloads.split(","):
         bench(engine, name, workload(name, args.prompts), args)
 
@@ -68,6 +75,7 @@ def bench(engine: HFEngine, name: str, prompts: list[GenRequest], args: argparse
     batched_s, batched = timed(engine, prompts)
     print(json.dumps({
         "workload": name, "prompts": len(prompts), "threads": args.threads, "batch_size": args.batch_size,
+        "max_padding": engine.max_padding, "min_shared_prefix": engine.min_shared_prefix,
         "sequential_prompts_per_s": round(len(prompts) / sequential_s, 3),
         "batched_prompts_per_s": round(len(prompts) / batched_s, 3),
         "speedup": round(sequential_s / batched_s, 2),

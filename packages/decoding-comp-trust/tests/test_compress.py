@@ -180,6 +180,17 @@ def test_group_grid_recovers_a_hand_built_grid(bits: int, symmetric: bool) -> No
         group_grid(torch.randn(rows, groups * size, generator=g), bits, size, symmetric)
 
 
+def test_group_grid_takes_a_negative_scale_for_a_grid_reaching_plus_half_range() -> None:
+    """auto-round's symmetric grid maps the largest magnitude to ±2^(b-1), which fits [-8, 7] only as s < 0."""
+    from decoding_comp_trust.compress.packed import grid_deviation, group_grid
+
+    ints = torch.tensor([[8, 7, -7, 0, 3, -2, 1, 5]], dtype=torch.float32)
+    weight = 0.013 * ints
+    scale, zero = group_grid(weight, 4, 8, symmetric=True)
+    assert scale.item() == pytest.approx(-0.013) and zero.item() == 0
+    assert grid_deviation(weight, scale, 8) < 1e-5
+
+
 @pytest.mark.parametrize(("method", "bits", "fmt"), [("gptq", 3, "pack-quantized"), ("rtn", 4, "naive-quantized")])
 def test_packed_storage_reloads_with_the_same_logits(tiny_dir: Path, tmp_path: Path, method: str, bits: int,
                                                      fmt: str) -> None:

@@ -229,9 +229,10 @@ def save_compressed(result: CompressionResult, tokenizer: Any, out_dir: str | Pa
     if storage == "packed":
         from .packed import PACKED_FORMATS, pack_model
 
-        compressor = pack_model(result.model, target_linears(result.model), result.settings)
+        compressor, deviation = pack_model(result.model, target_linears(result.model), result.settings)
         description = (f"compressed-tensors {PACKED_FORMATS[result.settings.is_symmetric]} "
                        f"({result.settings.bits}-bit integers, {dtype} group scales)")
+        extra = {"packed_grid_deviation_steps": round(deviation, 4), **(extra or {})}
     else:
         description = f"dense save_pretrained ({dtype}), fake-quantized/masked weights"
     model = result.model.to(target_dtype)

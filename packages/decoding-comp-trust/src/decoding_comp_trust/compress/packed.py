@@ -44,32 +44,49 @@ def group_grid(weight: torch.Tensor, bits: int, group_size: int,
     spread = groups.abs() if symmetric else groups - groups.amin(-1, keepdim=True)
     step = spread.masked_fill(spread == 0, float("inf")).amin(-1)
     step = torch.where(torch.isinf(step), torch.ones_like(step), step)  # an all-equal group: any scale works
-    eps = torch.finfo(weight.dtype).eps
+    # the values carry the rounding of their dtype (auto-round returns bf16), so a candidate is refitted to all values
+    # of its group (least squares, w = s·n) and accepted when every value lies within twice that rounding, or 2% of a
+    # step, of its grid point (a wrong grid is off by up to half a step; bf16 cannot resolve 8-bit grids exactly)
+    rounding = torch.finfo(weight.dtype).eps * (8 if weight.dtype == torch.float32 else 1) * groups.abs() + 1e-12
     scale = torch.full_like(step, float("nan"))
+    ints = torch.zeros_like(groups)
     for k in range(1, 2 ** bits):
         open_ = torch.isnan(scale)
         if not open_.any():
             break
-        candidate = step[open_] / k
-        ratio = groups[open_] / candidate.unsqueeze(-1)
-        ints = ratio.round()
-        fits = ((ratio - ints).abs() <= 1e-3 + ratio.abs() * 4 * eps).all(-1)
-        fits &= ints.amax(-1) - ints.amin(-1) <= high - low
-        if symmetric:
-            fits &= (ints.amax(-1) <= high) & (ints.amin(-1) >= low)
-        scale[open_] = torch.where(fits, candidate, scale[open_])
+        values = groups[open_]
+        candidate_ints = (values / (step[open_] / k).unsqueeze(-1)).round()
+        norm = (candidate_ints * candidate_ints).sum(-1)
+        refit = (values * candidate_ints).sum(-1) / norm.clamp_min(1)
+        refit = torch.where(norm > 0, refit, step[open_])
+        residual = (values - refit.unsqueeze(-1) * candidate_ints).abs()
+        tolerance = torch.maximum(rounding[open_], 0.02 * refit.abs().unsqueeze(-1))
+        fits = (residual <= tolerance).all(-1) & (candidate_ints.amax(-1) - candidate_ints.amin(-1) <= high - low)
+        flip = torch.zeros_like(fits)
+        if symmetric:  # [-2^(b-1), 2^(b-1) - 1]; a grid reaching +2^(b-1) fits with a negative scale (auto-round)
+            upright = (candidate_ints.amax(-1) <= high) & (candidate_ints.amin(-1) >= low)
+            flip = ~upright & (-candidate_ints.amin(-1) <= high) & (-candidate_ints.amax(-1) >= low)
+            fits &= upright | flip
+        refit = torch.where(flip, -refit, refit)
+        scale[open_] = torch.where(fits, refit, scale[open_])
+        ints[open_] = torch.where(fits.unsqueeze(-1), torch.where(flip.unsqueeze(-1), -candidate_ints, candidate_ints),
+                                  ints[open_])
     if torch.isnan(scale).any():
         raise ValueError(f"{int(torch.isnan(scale).sum())} groups are not on a {bits}-bit grid")
-    ints = (groups / scale.unsqueeze(-1)).round()
-    # the step came from one difference of rounded values: refit s to all of them (least squares, w = s·n)
-    norm = (ints * ints).sum(-1)
-    scale = torch.where(norm > 0, (groups * ints).sum(-1) / norm.clamp_min(1), scale)
     zero = torch.zeros_like(scale) if symmetric else (low - ints.amin(-1)).clamp(low, high)
     return scale, zero
 
 
-def pack_model(model: nn.Module, linears: dict[str, nn.Linear], settings: CompressSettings) -> object:
-    """Attach the recovered grids as a compressed-tensors scheme and pack ``model`` in place; the ModelCompressor."""
+def grid_deviation(weight: torch.Tensor, scale: torch.Tensor, group_size: int) -> float:
+    """Largest |w − s·n| over all weights, in units of their group's step (0 for exactly fake-quantized weights)."""
+    groups = weight.reshape(weight.shape[0], -1, group_size).double()
+    ints = (groups / scale.unsqueeze(-1)).round()
+    return float(((groups - scale.unsqueeze(-1) * ints).abs() / scale.abs().unsqueeze(-1)).max())
+
+
+def pack_model(model: nn.Module, linears: dict[str, nn.Linear], settings: CompressSettings) -> tuple[object, float]:
+    """Attach the recovered grids as a compressed-tensors scheme and pack ``model`` in place; the ModelCompressor and
+    the largest distance of a weight from its grid point (in steps: what packing snapped away)."""
     from compressed_tensors import ModelCompressor
     from compressed_tensors.quantization import (
         QuantizationArgs,
@@ -95,6 +112,8 @@ def pack_model(model: nn.Module, linears: dict[str, nn.Linear], settings: Compre
         except ValueError as error:
             raise ConfigError(f"{settings.name()}: layer {name} cannot be packed ({error})",
                               "pack the model as returned by compress(), before any dtype conversion") from error
+    deviation = max(grid_deviation(module.weight.data, grids[name][0], settings.group_size)
+                    for name, module in linears.items())
     apply_quantization_config(model, config, show_progress=False)
     for name, module in linears.items():
         scale, zero = grids[name]
@@ -102,4 +121,4 @@ def pack_model(model: nn.Module, linears: dict[str, nn.Linear], settings: Compre
         module.weight_zero_point.data = zero.to(module.weight_zero_point.dtype)
     compressor = ModelCompressor.from_pretrained_model(model, quantization_format=PACKED_FORMATS[symmetric])
     compressor.compress_model(model)
-    return compressor
+    return compressor, deviation
