@@ -4,7 +4,8 @@ The compressors keep their scales only while they run (llm-compressor attaches t
 own wrappers, RTN/GPTQ in-package never store them), so instead of one saver per library the integer grid is
 recovered from the fake-quantized weights themselves: in every (row, group) the values are ``s·(q − z)`` with integer
 ``q``, so ``s`` is the largest step that makes every value an integer multiple within the range of ``bits``. The
-recovered grid is verified (every weight reproduced) before anything is written; `compressed-tensors` (the vLLM
+recovered grid is verified (every weight reproduced to twice its dtype's rounding or 2% of a step; the largest move
+is returned) before anything is written; `compressed-tensors` (the vLLM
 project's format library) packs and writes it, and plain `transformers` decompresses it on load, on CPU.
 
 Formats (measured with compressed-tensors 0.20.1 and transformers 5.24):
