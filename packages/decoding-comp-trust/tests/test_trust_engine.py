@@ -118,7 +118,7 @@ def test_fingerprint_follows_content_not_folder(tiny, tmp_path):
 
 
 def test_batches_bound_padding_and_size(tiny):
-    engine = HFEngine.from_folder(tiny, batch_size=4)
+    engine = HFEngine.from_folder(tiny, batch_size=4, max_padding=0.1)
     words = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "again", "and", "again"]
     prompts = [" ".join(words[: 1 + i % 12]) * (1 + i % 3) for i in range(40)]
     pending = {f"k{i}": [GenRequest("test", p, Sampling(max_tokens=2))] for i, p in enumerate(prompts)}
