@@ -126,7 +126,9 @@ def plot_seed_bars(groups: Mapping[str, Mapping[str, tuple[float, float, int]]],
     import matplotlib.pyplot as plt
 
     dims = [d for d in ORDER if any(d in g for g in groups.values())]
-    names = list(groups)
+    seeded = [name for name, dims_ in groups.items() if max((n for _, _, n in dims_.values()), default=0) > 1]
+    # as the paper's seed figures: the dense model and the settings repeated over calibration seeds (all if none is)
+    names = [name for name in groups if name == "none" or name in seeded] if seeded else list(groups)
     width = 0.8 / max(1, len(names))
     fig, ax = plt.subplots(figsize=(1.3 * len(dims) + 3, 4.2))
     for k, name in enumerate(names):
