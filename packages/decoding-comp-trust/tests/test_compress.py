@@ -191,6 +191,17 @@ def test_group_grid_takes_a_negative_scale_for_a_grid_reaching_plus_half_range()
     assert grid_deviation(weight, scale, 8) < 1e-5
 
 
+def test_group_grid_snaps_16_bit_values_that_cannot_resolve_the_grid() -> None:
+    """bf16 has 8 significant bits: an 8-bit grid's top levels are not representable, so such groups are snapped to
+    a min-max grid (float32 weights off every grid are refused instead, see above)."""
+    from decoding_comp_trust.compress.packed import grid_deviation, group_grid
+
+    weight = torch.randn(4, 64, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
+    scale, _ = group_grid(weight, 8, 32, symmetric=True)
+    assert grid_deviation(weight.float(), scale, 32) <= 0.5 + 1e-6  # rounding to the nearest level
+    assert torch.allclose(scale, weight.float().reshape(4, 2, 32).abs().amax(-1).double() / 127, rtol=0.05)
+
+
 @pytest.mark.parametrize(("method", "bits", "fmt"), [("gptq", 3, "pack-quantized"), ("rtn", 4, "naive-quantized")])
 def test_packed_storage_reloads_with_the_same_logits(tiny_dir: Path, tmp_path: Path, method: str, bits: int,
                                                      fmt: str) -> None:

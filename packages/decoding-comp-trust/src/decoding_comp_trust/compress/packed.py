@@ -72,8 +72,16 @@ def group_grid(weight: torch.Tensor, bits: int, group_size: int,
         scale[open_] = torch.where(fits, refit, scale[open_])
         ints[open_] = torch.where(fits.unsqueeze(-1), torch.where(flip.unsqueeze(-1), -candidate_ints, candidate_ints),
                                   ints[open_])
-    if torch.isnan(scale).any():
-        raise ValueError(f"{int(torch.isnan(scale).sum())} groups are not on a {bits}-bit grid")
+    unresolved = torch.isnan(scale)
+    if unresolved.any() and torch.finfo(weight.dtype).bits > 16:
+        raise ValueError(f"{int(unresolved.sum())} groups are not on a {bits}-bit grid")
+    if unresolved.any():  # 16-bit values cannot resolve every level of a fine grid: snap these groups to min-max
+        values = groups[unresolved]
+        low_v, high_v = values.amin(-1), values.amax(-1)
+        fallback = (torch.maximum(low_v.abs(), high_v.abs()) / high if symmetric
+                    else (high_v - low_v) / (high - low)).clamp_min(1e-12)
+        scale[unresolved] = fallback
+        ints[unresolved] = (values / fallback.unsqueeze(-1)).round()  # within range by construction of the scale
     zero = torch.zeros_like(scale) if symmetric else (low - ints.amin(-1)).clamp(low, high)
     return scale, zero
 
