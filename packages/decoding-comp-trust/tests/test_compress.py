@@ -373,3 +373,11 @@ def test_smoke_experiment_writes_the_run_directory_contract(tmp_path: Path) -> N
     assert rtn["size_bytes"] < json.loads((run / "models" / "rtn-w4-g32" / "compression.json").read_text())[
         "size_bytes"]
     assert abs(rtn["perplexity"] / per_setting["rtn-w4-g32"]["perplexity_mean"] - 1) < 0.01
+    # a model folder whose record was not completed (killed between save and the final manifest) is redone on resume
+    record = third / "models" / "rtn-w4-g32" / "compression.json"
+    incomplete = json.loads(record.read_text())
+    del incomplete["size_rel_change"]
+    record.write_text(json.dumps(incomplete))
+    (third / "results.json").unlink()  # the run itself did not finish either
+    execute(experiment, packed, RunOptions(scale="smoke", out=tmp_path, threads=1, name="packed", resume=True))
+    assert "size_rel_change" in json.loads(record.read_text())

@@ -152,8 +152,14 @@ def _run_one(base: _Base, spec: str, seed: int, config: CompressConfig, ctx: Any
     settings = parse_setting(spec, group_size=config.group_size, seed=seed, backend=config.backend)
     out = ctx.path / "models" / f"{prefix}{settings.name()}"
     if (out / "compression.json").exists():
-        log.info("%s: done already, reusing %s", settings.name(), out)
-        return io.read_json(out / "compression.json")
+        finished = io.read_json(out / "compression.json")
+        if "size_rel_change" in finished:  # written last: the folder's record is complete
+            log.info("%s: done already, reusing %s", settings.name(), out)
+            return finished
+        import shutil
+
+        log.info("%s: %s was interrupted before its record was complete, redoing it", settings.name(), out)
+        shutil.rmtree(out)
     reused = _reuse(out, settings, config)
     if reused is not None:
         return reused
