@@ -157,3 +157,27 @@ def test_shared_prefix_batches_equal_one_prompt_at_a_time(tiny, monkeypatch):
     single.generate(b)
     assert len(calls) == 1 and calls[0] >= 8  # the shared prefix ran once, for the one batch of four
     assert [r.outputs for r in a] == [r.outputs for r in b]
+
+
+def test_greedy_decoding_equals_transformers_generate(tiny):
+    """The engine's own greedy loop (rows leave the batch at end-of-sequence) against `generate`, one prompt each;
+    the token one prompt produces third is made the end-of-sequence token, so rows finish at different steps."""
+    import torch
+
+    engine = HFEngine.from_folder(tiny, batch_size=4)
+    prompts = ["System: one word. Q: sky colour", "System: one word. Q: why", "System: one word. Q: 2+2", "hi"]
+
+    def reference(prompt):
+        encoded = engine.tokenizer([prompt], return_tensors="pt")
+        with torch.inference_mode():
+            out = engine.model.generate(**encoded, max_new_tokens=12, do_sample=False, temperature=None, top_p=None,
+                                        top_k=None, pad_token_id=engine.tokenizer.pad_token_id)
+        return out[0, encoded["input_ids"].shape[1]:]
+
+    stop_token = int(reference(prompts[0])[2])
+    engine.model.generation_config.eos_token_id = stop_token
+    requests_ = [GenRequest("test", p, Sampling(max_tokens=12)) for p in prompts]
+    engine.generate(requests_)
+    expected = [engine._decode(reference(p)) for p in prompts]
+    assert [r.outputs for r in requests_] == [[e] for e in expected]
+    assert len({len(e) for e in expected}) > 1  # the rows did finish at different steps
