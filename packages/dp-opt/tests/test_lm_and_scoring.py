@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from dp_opt.lm import append_token, common_prefix_length, forward_with_shared_prefix, length_buckets
+from dp_opt.lm import append_token, forward_with_shared_prefix, length_buckets
 from dp_opt.scoring import ScoringOptions, encode, label_log_probs
 from dp_opt.templates import fill_eval_template
+from repro_shared.lm import common_prefix_length
 
 
 def single_row_logits(model, row):

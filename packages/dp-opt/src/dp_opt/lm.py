@@ -9,28 +9,12 @@ attention mask and explicit position ids (so padding between prefix and suffix s
 from __future__ import annotations
 
 import copy
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-
-
-def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
-    """Number of leading token ids shared by every row."""
-    length = min(len(row) for row in rows)
-    first = rows[0]
-    for index in range(length):
-        token = first[index]
-        if any(row[index] != token for row in rows):
-            return index
-    return length
-
-
-def _cache_keyword(model) -> str:
-    """transformers 5 renamed ``past_key_values`` to ``cache``; accept both."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+from repro_shared.lm import cache_keyword, common_prefix_length, left_padded_suffixes
 
 
 def _output_cache(output) -> Any:
@@ -66,20 +50,6 @@ def length_buckets(lengths: Sequence[int], max_padding: float) -> list[list[int]
     return buckets
 
 
-def _left_padded_suffixes(suffixes: Sequence[Sequence[int]], pad_id: int,
-                          prefix_length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Input ids, attention mask and position ids of rows that follow a ``prefix_length``-token prefix."""
-    width = max(len(suffix) for suffix in suffixes)
-    input_ids = torch.full((len(suffixes), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(suffixes), width), dtype=torch.long)
-    for index, suffix in enumerate(suffixes):
-        input_ids[index, width - len(suffix):] = torch.tensor(list(suffix), dtype=torch.long)
-        mask[index, width - len(suffix):] = 1
-    # positions continue the prefix and skip the padding: prefix_length + 0, 1, ... over the real tokens
-    position_ids = (prefix_length + mask.cumsum(dim=1) - 1).clamp(min=0)
-    return input_ids, mask, position_ids
-
-
 @torch.no_grad()
 def forward_with_shared_prefix(model, rows: Sequence[Sequence[int]], pad_id: int, logits_to_keep: int = 1,
                                min_suffix: int = 1, use_prefix_cache: bool = True,
@@ -93,14 +63,14 @@ def forward_with_shared_prefix(model, rows: Sequence[Sequence[int]], pad_id: int
     the one prefix cache; the logits are those of the single batch up to float rounding.
     """
     device = next(model.parameters()).device
-    cache_keyword = _cache_keyword(model)
+    keyword = cache_keyword(model)
     prefix_length = 0
     if use_prefix_cache and len(rows) > 1:
         shortest = min(len(row) for row in rows)
         prefix_length = max(0, min(common_prefix_length(rows), shortest - max(min_suffix, logits_to_keep)))
     if max_padding is not None and not keep_state and len(rows) > 1:
         return _bucketed_forward(model, rows, pad_id, logits_to_keep, prefix_length, max_padding), None
-    input_ids, suffix_mask, position_ids = (tensor.to(device) for tensor in _left_padded_suffixes(
+    input_ids, suffix_mask, position_ids = (tensor.to(device) for tensor in left_padded_suffixes(
         [row[prefix_length:] for row in rows], pad_id, prefix_length))
     attention_mask = suffix_mask
     kwargs: dict[str, Any] = {}
@@ -108,7 +78,7 @@ def forward_with_shared_prefix(model, rows: Sequence[Sequence[int]], pad_id: int
         prefix = torch.tensor([list(rows[0][:prefix_length])], dtype=torch.long, device=device)
         cache = _output_cache(model(input_ids=prefix, use_cache=True, logits_to_keep=1))
         cache.batch_repeat_interleave(len(rows))
-        kwargs[cache_keyword] = cache
+        kwargs[keyword] = cache
         attention_mask = torch.cat([torch.ones((len(rows), prefix_length), dtype=torch.long, device=device),
                                     suffix_mask], dim=1)
     use_cache = keep_state or prefix_length > 0
@@ -131,14 +101,14 @@ def _bucketed_forward(model, rows: Sequence[Sequence[int]], pad_id: int, logits_
     buckets = length_buckets([len(row) - prefix_length for row in rows], max_padding)
     logits: torch.Tensor | None = None
     for bucket in buckets:
-        input_ids, mask, position_ids = _left_padded_suffixes([rows[index][prefix_length:] for index in bucket],
+        input_ids, mask, position_ids = left_padded_suffixes([rows[index][prefix_length:] for index in bucket],
                                                               pad_id, prefix_length)
         kwargs: dict[str, Any] = {}
         attention_mask = mask.to(device)
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(bucket))
-            kwargs[_cache_keyword(model)] = cache
+            kwargs[cache_keyword(model)] = cache
             attention_mask = torch.cat([torch.ones((len(bucket), prefix_length), dtype=torch.long, device=device),
                                         attention_mask], dim=1)
         output = model(input_ids=input_ids.to(device), attention_mask=attention_mask,
@@ -161,7 +131,7 @@ def append_token(model, state: BatchState, token_id: int) -> torch.Tensor:
                                                                        device=device)], dim=1)
     output = model(input_ids=input_ids, attention_mask=state.attention_mask,
                    position_ids=state.next_positions[:, None], use_cache=True,
-                   **{_cache_keyword(model): state.cache})
+                   **{cache_keyword(model): state.cache})
     state.cache = _output_cache(output)
     state.next_positions = state.next_positions + 1
     return output.logits[:, -1]

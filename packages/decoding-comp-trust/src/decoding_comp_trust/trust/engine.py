@@ -19,6 +19,7 @@ from typing import Any
 
 from repro_shared.errors import ConfigError
 from repro_shared.io import append_jsonl, read_jsonl
+from repro_shared.lm import cache_keyword, common_prefix_length, left_padded_suffixes
 from repro_shared.logging import get_logger
 
 log = get_logger(__name__)
@@ -112,11 +113,7 @@ def check_causal_lm_folder(path: str | os.PathLike) -> None:
 
 def shared_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     """Tokens common to the start of every row, leaving at least one token of each row outside the prefix."""
-    limit = min(len(row) for row in rows) - 1
-    length = 0
-    while length < limit and all(row[length] == rows[0][length] for row in rows):
-        length += 1
-    return length
+    return min(common_prefix_length(rows), min(len(row) for row in rows) - 1)
 
 
 def pad_after_prefix(rows: Sequence[Sequence[int]], prefix: int, pad_id: int) -> tuple[Any, Any]:
@@ -125,10 +122,10 @@ def pad_after_prefix(rows: Sequence[Sequence[int]], prefix: int, pad_id: int) ->
     padding shifts no position."""
     import torch
 
-    width = max(len(row) for row in rows) - prefix
-    ids = [list(row[:prefix]) + [pad_id] * (width - len(row) + prefix) + list(row[prefix:]) for row in rows]
-    mask = [[1] * prefix + [0] * (width - len(row) + prefix) + [1] * (len(row) - prefix) for row in rows]
-    return torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.long)
+    suffix_ids, suffix_mask, _ = left_padded_suffixes([row[prefix:] for row in rows], pad_id, prefix)
+    prefix_ids = torch.tensor([list(rows[0][:prefix])] * len(rows), dtype=torch.long).reshape(len(rows), prefix)
+    return (torch.cat([prefix_ids, suffix_ids], dim=1),
+            torch.cat([torch.ones_like(prefix_ids), suffix_mask], dim=1))
 
 
 class HFEngine:
@@ -229,7 +226,7 @@ class HFEngine:
         kwargs: dict[str, Any] = {"max_new_tokens": sampling.max_tokens, "pad_token_id": self.tokenizer.pad_token_id,
                                   "num_return_sequences": sampling.n}
         if prefix:
-            kwargs[self._cache_argument] = self._prefix_cache(encoded["input_ids"][:1, :prefix], len(rows))
+            kwargs[cache_keyword(self.model)] = self._prefix_cache(encoded["input_ids"][:1, :prefix], len(rows))
         if sampling.temperature > 0:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
         else:
@@ -253,11 +250,10 @@ class HFEngine:
         import torch
         from transformers import DynamicCache
 
-        cache_kw = self._cache_argument
+        cache_kw = cache_keyword(self.model)
         cache = self._prefix_cache(input_ids[:1, :prefix], len(input_ids)) if prefix else DynamicCache()
         positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # padding shifts no position
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        eos_ids = self._eos_ids()
         alive = torch.arange(len(input_ids), device=input_ids.device)
         last_position = positions[:, -1]
         generated: list[list[int]] = [[] for _ in range(len(input_ids))]
@@ -284,28 +280,24 @@ class HFEngine:
                                     **{cache_kw: cache}).logits[:, -1]
         return [self._decode(torch.tensor(tokens, dtype=torch.long)) for tokens in generated]
 
-    @property
-    def _cache_argument(self) -> str:
-        """transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name warns, then goes)."""
-        import inspect
-
-        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
-
     def _prefix_cache(self, prefix_ids: Any, rows: int) -> Any:
         import torch
         from transformers import DynamicCache
 
         cache = DynamicCache()
         with torch.inference_mode():
-            self.model(input_ids=prefix_ids, use_cache=True, **{self._cache_argument: cache})
+            self.model(input_ids=prefix_ids, use_cache=True, **{cache_keyword(self.model): cache})
         cache.batch_repeat_interleave(rows)
         return cache
+
+    def _eos_ids(self) -> set[int]:
+        eos = self.model.generation_config.eos_token_id
+        return set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
 
     def _decode(self, token_ids: Any) -> str:
         """Cut at the first end-of-sequence token, decode without skipping special tokens (as HELM), stop strings."""
         ids = token_ids.tolist()
-        eos = self.model.generation_config.eos_token_id
-        eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+        eos_ids = self._eos_ids()
         for position, token in enumerate(ids):
             if token in eos_ids:
                 ids = ids[:position]
