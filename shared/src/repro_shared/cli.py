@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ReproError
-from .experiments import SCALE_HELP, SCALES
+from .experiments import ALL_SCALES, SCALE_HELP
 
 if TYPE_CHECKING:
     from .runs import RunOptions
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="print an experiment's resolved config as YAML")
     show.add_argument("experiment", help="package:experiment")
-    show.add_argument("--scale", default="quick", choices=SCALES)
+    show.add_argument("--scale", default="quick", choices=ALL_SCALES)
     show.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
     show.add_argument("--config", type=Path, help="a YAML preset (see repro run --help)")
 
@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                               "--set overrides it. Run directories: OUT/<package>/<experiment>/<name>/.")
     run.add_argument("experiment", nargs="?", help="package:experiment (see repro list)")
     run.add_argument("--all", action="store_true", help="run every installed experiment")
-    run.add_argument("--scale", choices=SCALES, help="smoke | quick | paper (default: the preset's, else quick)")
+    run.add_argument("--scale", choices=ALL_SCALES,
+                     help="smoke | quick | paper | tour (default: the preset's, else quick)")
     run.add_argument("--config", type=Path, help="a YAML preset (e.g. a file under packages/<name>/configs/)")
     run.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config field; dotted keys for nested fields; repeatable")
@@ -155,8 +156,8 @@ def _options(args: argparse.Namespace, experiment_preset: dict) -> RunOptions:
 
     overrides = {**experiment_preset.get("overrides", {}), **parse_assignments(args.assignments)}
     scale = args.scale or experiment_preset.get("scale") or "quick"
-    if scale not in SCALES:
-        raise ReproError(f"unknown scale {scale!r}", f"use one of {', '.join(SCALES)}")
+    if scale not in ALL_SCALES:
+        raise ReproError(f"unknown scale {scale!r}", f"use one of {', '.join(ALL_SCALES)}")
     get = vars(args).get
     return RunOptions(
         scale=scale, seed=get("seed") or 0, device=get("device") or "auto", dtype=get("dtype") or "auto",

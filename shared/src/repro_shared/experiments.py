@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,22 +28,49 @@ if TYPE_CHECKING:
 ENTRY_POINT_GROUP = "repro.experiments"
 PLUGIN_ENV = "REPRO_EXPERIMENTS"
 SCALES = ("smoke", "quick", "paper")
+# Optional: an experiment with a ``tour`` config takes part in ``repro reproduce`` (the headline claims of every
+# package, several seeds each, in at most ~30 min on a 2-core CPU altogether).
+TOUR = "tour"
+ALL_SCALES = (*SCALES, TOUR)
 SCALE_HELP = {
     "smoke": "seconds; exercises every code path (tests)",
     "quick": "minutes on a 2-core CPU; real measurements at reduced scale",
     "paper": "the paper's own settings; needs a GPU",
+    "tour": "a few minutes per seed on a 2-core CPU: the headline claims that `repro reproduce` runs (optional)",
 }
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of the paper beside this run's measurement; ``direction_holds`` is None where it is not comparable."""
+    """One claim of the paper beside this run's measurement.
+
+    ``effect`` is this run's signed effect, oriented so that a positive value is what the paper claims (see
+    ``repro_shared.evidence``): runs of one config that differ only in their seed are aggregated over it into
+    mean ± std, a 95 % interval and a verdict. ``interval`` is an optional 95 % interval of ``effect`` from this run
+    alone (``evidence.bootstrap_interval`` over test items), used when there is one seed. ``direction_holds`` is
+    ``effect > 0`` when an effect is given; None where the claim is not comparable. The name identifies the claim
+    across seeds: keep measured numbers out of it.
+    """
 
     name: str
     paper_value: float | str | None
     measured_value: float | str | None
-    direction_holds: bool | None
+    direction_holds: bool | None = None
     note: str = ""
+    effect: float | None = None
+    interval: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.effect is not None:
+            effect = float(self.effect)
+            object.__setattr__(self, "effect", effect)
+            if self.direction_holds is None and math.isfinite(effect):
+                object.__setattr__(self, "direction_holds", effect > 0)
+        if self.interval is not None:
+            low, high = (float(bound) for bound in self.interval)
+            if not low <= high:
+                raise ValueError(f"claim {self.name!r}: interval ({low}, {high}) is not ordered")
+            object.__setattr__(self, "interval", (low, high))
 
 
 @dataclass(frozen=True)
@@ -56,11 +84,22 @@ class Experiment:
     # Cheap checks of data and settings, run before a run directory is created or anything expensive starts.
     preflight: Callable[[Any, RunContext], None] | None = None
     package: str = ""
+    # The seeds `repro reproduce` runs the ``tour`` config at (ignored without a tour config).
+    tour_seeds: tuple[int, ...] = (0, 1, 2)
+    # The explicit `--dtype` values the experiment honours (e.g. ("fp32", "bf16")); empty: it chooses its own dtype
+    # and any --dtype other than auto is refused, so that config.yaml never records a dtype that was ignored.
+    dtypes: tuple[str, ...] = ()
+    # The datasets the experiment reads (repro_shared.data.DatasetSpec), for `repro doctor` and `repro data fetch`.
+    datasets: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         missing = [scale for scale in SCALES if scale not in self.configs]
         if missing:
             raise ConfigError(f"experiment {self.name!r} has no config for scale(s) {missing}")
+        unknown = sorted(set(self.configs) - set(ALL_SCALES))
+        if unknown:
+            raise ConfigError(f"experiment {self.name!r} has configs for unknown scale(s) {unknown}",
+                              f"scales are {', '.join(ALL_SCALES)}")
         types = {type(config) for config in self.configs.values()}
         if len(types) != 1 or not dataclasses.is_dataclass(next(iter(types))):
             raise ConfigError(f"experiment {self.name!r}: every scale needs a config of one dataclass type")
@@ -73,9 +112,16 @@ class Experiment:
     def config_type(self) -> type:
         return type(self.configs["smoke"])
 
+    @property
+    def has_tour(self) -> bool:
+        return TOUR in self.configs
+
     def config(self, scale: str) -> Any:
-        if scale not in SCALES:
-            raise ConfigError(f"unknown scale {scale!r}", f"use one of {', '.join(SCALES)}")
+        if scale not in ALL_SCALES:
+            raise ConfigError(f"unknown scale {scale!r}", f"use one of {', '.join(ALL_SCALES)}")
+        if scale not in self.configs:
+            raise ConfigError(f"experiment {self.id} has no {scale!r} config",
+                              f"its scales: {', '.join(s for s in ALL_SCALES if s in self.configs)}")
         return dataclasses.replace(self.configs[scale])
 
 

@@ -1,0 +1,137 @@
+"""Evidence for a paper's claim: an interval for the measured effect, and the verdict that follows from it.
+
+A claim is reduced to one signed number per run, its **effect**, oriented so that a positive value is what the paper
+claims (``AUC_after − AUC_before`` for "AUC rises"; ``bits_LSTM − bits_ARMIN`` for "ARMIN errs less"; for "X is
+within m of Y", ``m − |X − Y|``). The verdict then reads a 95 % interval of the effect against zero (no effect):
+
+* ``reproduced``: the interval lies above zero (the paper's direction holds, and no effect is excluded);
+* ``contradicted``: the interval lies below zero (the opposite holds, and no effect is excluded);
+* ``inconclusive``: the interval contains zero, or there is no interval (one seed, and no interval over test items).
+
+Two intervals are used, each where it fits:
+
+* **Over seeds** (``seed_evidence``): a Student-t interval of the mean effect over independent runs that differ only
+  in their seed. Each run's effect already is a paired difference (both arms share the seed's data and
+  initialisation), so the seeds are i.i.d. draws of it; with the 3-5 seeds a CPU affords, the t interval is the exact
+  interval under normality and honest about small n, where a bootstrap over five values would be too narrow.
+* **Over test items** (``bootstrap_interval``): where one run is all a budget allows, a percentile bootstrap of the
+  statistic over the run's test items (images, sentences, prompts), resampled jointly across the arms it compares
+  (``scipy.stats.bootstrap`` with ``paired=True``). Percentile rather than BCa, because AUCs and accuracies of small
+  test sets are often degenerate (all resamples equal), where BCa is undefined.
+
+With two or more seeds the seed interval is used (it contains the item sampling of each run, through the spread of
+the seeds); with one seed, that run's item interval if it has one; otherwise there is no interval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+import numpy as np
+
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 2000
+
+
+class Verdict(StrEnum):
+    REPRODUCED = "reproduced"
+    CONTRADICTED = "contradicted"
+    INCONCLUSIVE = "inconclusive"
+
+
+def verdict_from_interval(low: float | None, high: float | None, null: float = 0.0) -> Verdict:
+    """``reproduced`` if the interval lies above ``null``, ``contradicted`` if below, else ``inconclusive``."""
+    if low is None or high is None or not (math.isfinite(low) or math.isfinite(high)) or math.isnan(low + high):
+        return Verdict.INCONCLUSIVE
+    if low > null:
+        return Verdict.REPRODUCED
+    if high < null:
+        return Verdict.CONTRADICTED
+    return Verdict.INCONCLUSIVE
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """An effect measured over ``n`` runs: mean, sample std, a ``confidence`` interval, its method and the verdict."""
+
+    mean: float
+    std: float
+    n: int
+    low: float | None
+    high: float | None
+    method: str
+    verdict: Verdict
+    values: tuple[float, ...] = ()
+
+    def summary(self) -> str:
+        """``mean ± std (n=N)``, as a report cell."""
+        if self.n == 1:
+            return f"{self.mean:.4g} (n=1)"
+        return f"{self.mean:.4g} ± {self.std:.2g} (n={self.n})"
+
+    def interval_text(self) -> str:
+        if self.low is None or self.high is None:
+            return "—"
+        return f"[{self.low:.4g}, {self.high:.4g}]"
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Student-t interval of the mean of ``values`` (at least two)."""
+    from scipy import stats
+
+    data = np.asarray(values, dtype=float)
+    if data.size < 2:
+        raise ValueError("a t interval needs at least two values")
+    mean = float(data.mean())
+    sem = float(data.std(ddof=1)) / math.sqrt(data.size)
+    if sem == 0.0:
+        return mean, mean
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=data.size - 1)) * sem
+    return mean - half, mean + half
+
+
+def seed_evidence(values: Sequence[float], item_interval: tuple[float, float] | None = None,
+                  confidence: float = CONFIDENCE) -> Evidence:
+    """The evidence of per-seed effects: a t interval over seeds (n ≥ 2), else the one run's item interval."""
+    data = [float(value) for value in values if value is not None and math.isfinite(float(value))]
+    if not data:
+        raise ValueError("no finite effect to aggregate")
+    mean = float(np.mean(data))
+    std = float(np.std(data, ddof=1)) if len(data) > 1 else 0.0
+    if len(data) >= 2:
+        low, high = t_interval(data, confidence)
+        method = f"t interval over {len(data)} seeds"
+    elif item_interval is not None:
+        low, high = (float(bound) for bound in item_interval)
+        method = "bootstrap over test items (one seed)"
+    else:
+        low = high = None
+        method = "one seed, no interval"
+    return Evidence(mean, std, len(data), low, high, method, verdict_from_interval(low, high), tuple(data))
+
+
+def bootstrap_interval(statistic: Callable[..., float], *samples: Sequence | np.ndarray,
+                       confidence: float = CONFIDENCE, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``statistic(*samples)``, the samples resampled together (paired by item).
+
+    ``samples`` are equally long arrays whose i-th entries belong to test item i (e.g. the scores of one image
+    under the pre-trained and the fine-tuned model, and its membership label). ``statistic`` takes them and returns
+    one float. Seeded: the same inputs and seed give the same interval.
+    """
+    from scipy import stats
+
+    arrays = [np.asarray(sample) for sample in samples]
+    if not arrays or len({len(array) for array in arrays}) != 1 or len(arrays[0]) < 2:
+        raise ValueError("bootstrap_interval needs equally long samples of at least two items")
+    result = stats.bootstrap(tuple(arrays), lambda *resampled: statistic(*resampled), paired=True,
+                             vectorized=False, confidence_level=confidence, n_resamples=n_resamples,
+                             method="percentile", random_state=np.random.default_rng(seed))
+    low, high = result.confidence_interval
+    if math.isnan(low) or math.isnan(high):  # every resample gave the same value
+        value = float(statistic(*arrays))
+        return value, value
+    return float(low), float(high)
