@@ -14,7 +14,14 @@ DEMO = "demo=demo_experiments:experiments"
 
 @pytest.fixture
 def demo_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Register the demo experiments (in this process and for subprocesses)."""
+    """Register the demo experiments (in this process and for subprocesses).
+
+    In this process the demo plugins are the only experiments: `--all` must not start the paper packages that a
+    development environment installs beside repro-shared.
+    """
+    from repro_shared import experiments
+
+    monkeypatch.setattr(experiments.metadata, "entry_points", lambda group: [])
     monkeypatch.setenv("REPRO_EXPERIMENTS", DEMO)
     monkeypatch.syspath_prepend(str(TESTS))
     monkeypatch.delenv("REPRO_DATA_DIR", raising=False)

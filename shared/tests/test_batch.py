@@ -11,14 +11,6 @@ from repro_shared.errors import ReproError
 FAILING = "broken=demo_experiments:failing_experiments"
 
 
-@pytest.fixture(autouse=True)
-def demo_packages_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """`--all` and `reproduce` see the demo plugins only, not the paper packages installed beside repro-shared."""
-    from repro_shared import experiments
-
-    monkeypatch.setattr(experiments.metadata, "entry_points", lambda group: [])
-
-
 def test_parse_seeds() -> None:
     assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
     assert parse_seeds("3,1,7") == [3, 1, 7]

@@ -130,7 +130,8 @@ def test_run_all_and_root_report(demo_env, tmp_path, monkeypatch):
     assert main(["run", "--all", "--scale", "smoke", "--out", str(runs), "--data-dir", str(tmp_path / "data")]) == 0
     report = (runs / "report.md").read_text()
     assert "demo:line" in report and "demo:needs-data" in report
-    assert "slope is positive" in report and "1 of 1 claims hold their direction" in report
+    assert "slope is positive" in report and "## Claims over seeds" in report
+    assert "demo:line · smoke · seeds 0" in report
     assert main(["run", "--all", "--scale", "smoke", "--out", str(runs)]) == 0  # complete runs are skipped
     assert main(["report", str(runs)]) == 0
 

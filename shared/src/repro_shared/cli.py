@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reused, interrupted ones resumed), then print each paper's headline claims over the seeds: effect mean ± "
         "std (n), 95 % interval and verdict (reproduced / contradicted / inconclusive). A failing experiment does "
         "not stop the others; the exit status is 1 if any failed. Sized for about 30 minutes on a 2-core CPU.",
-        epilog="examples:\n  repro reproduce\n  repro reproduce --packages armin,dp-opt --threads 2\n"
+        epilog="examples:\n  repro reproduce\n  repro reproduce --packages my-paper --threads 2\n"
         "  repro reproduce --list")
     reproduce.add_argument("--packages", help="comma-separated packages (default: every installed one)")
     reproduce.add_argument("--list", action="store_true", help="print the planned runs and exit")

@@ -1,8 +1,8 @@
 """Evidence for a paper's claim: an interval for the measured effect, and the verdict that follows from it.
 
 A claim is reduced to one signed number per run, its **effect**, oriented so that a positive value is what the paper
-claims (``AUC_after − AUC_before`` for "AUC rises"; ``bits_LSTM − bits_ARMIN`` for "ARMIN errs less"; for "X is
-within m of Y", ``m − |X − Y|``). The verdict then reads a 95 % interval of the effect against zero (no effect):
+claims (``AUC_after − AUC_before`` for "AUC rises"; ``error_baseline − error_method`` for "the method errs less";
+for "X is within m of Y", ``m − |X − Y|``). The verdict reads a 95 % interval of the effect against zero:
 
 * ``reproduced``: the interval lies above zero (the paper's direction holds, and no effect is excluded);
 * ``contradicted``: the interval lies below zero (the opposite holds, and no effect is excluded);
