@@ -17,6 +17,7 @@ from repro_shared.errors import ConfigError
 from repro_shared.experiments import Claim, Experiment
 from repro_shared.logging import get_logger
 
+from .data import TRUST_DATASETS
 from .trust import report
 from .trust.common import Limits
 from .trust.engine import GenerationCache, HFEngine, check_causal_lm_folder, model_fingerprint
@@ -301,7 +302,7 @@ def trust_experiments() -> list[Experiment]:
                              compressed_runs=("runs/decoding-comp-trust/compress/paper-seed0",)),
     }
     return [Experiment("trust", "dense and compressed models on the 8 DecodingTrust perspectives + MMLU (Table/Fig. 2)",
-                       scales, run_trust, preflight=preflight)]
+                       scales, run_trust, preflight=preflight, datasets=TRUST_DATASETS)]
 
 
 def _quick_compressed_runs() -> tuple[str, ...]:

@@ -293,6 +293,7 @@ PAPER = DPOptConfig(model="lmsys/vicuna-7b-v1.3")
 
 def experiments() -> list[Experiment]:
     """Every experiment this package registers (each with smoke, quick and paper configs)."""
+    from .data import datasets
     main = {"smoke": SMOKE, "quick": QUICK, "paper": PAPER}
     transfer = {"smoke": replace(SMOKE, eval_models=("tiny-random:1",), methods=("0-shot", "dp-opt")),
                 # the only model available offline is SmolLM2 itself: quick transfer evaluates it in bfloat16
@@ -302,8 +303,8 @@ def experiments() -> list[Experiment]:
                                                      "meta-llama/Llama-2-70b-chat-hf"))}
     return [
         Experiment("main-table", "0-shot / ICL / OPT / DP-OPT / DLN-1 prompts for one task (paper's main table)", main,
-                   run_dp_opt, check_inputs),
+                   run_dp_opt, check_inputs, datasets=datasets()),
         Experiment("transfer", "DP-OPT and 0-shot prompts evaluated on further models (paper's transfer table)",
-                   transfer, run_dp_opt, check_inputs),
+                   transfer, run_dp_opt, check_inputs, datasets=datasets()),
     ]
 
