@@ -109,7 +109,8 @@ def dataset_status(spec: DatasetSpec, data_dir: str | os.PathLike | None = None)
         missing = [path for path in expected if not (folder / path).is_file()]
         if not missing:
             return f"present (data dir: {folder})"
-        return f"INCOMPLETE ({folder} lacks {len(missing)} of {len(expected)} files: repro data fetch {spec.name} --to {root})"
+        fetch = f"repro data fetch {spec.name} --to {root}"
+        return f"INCOMPLETE ({folder} lacks {len(missing)} of {len(expected)} files: {fetch})"
     if spec.hub_id is not None:
         cached = sources.hub_cached_snapshot(spec.hub_id, spec.hub_type)
         if cached is not None:

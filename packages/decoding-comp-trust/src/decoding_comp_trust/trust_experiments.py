@@ -243,7 +243,7 @@ def _markdown(table: list, diffs: list, refusals: list, scorer_name: str, missin
 
 
 def claims(models: list[dict[str, Any]]) -> list[Claim]:
-    """The direction-of-effect claims of the paper (notes §4.3) checked on this run's models, where present."""
+    """The direction-of-effect claims of the paper checked on this run's models, where present."""
     diffs = {row["setting"]: row for row in report.difference_table(models)}
     meta = {m["name"]: m["meta"] for m in models}
 

@@ -232,7 +232,7 @@ def _run_dln1(config, ctx, data, template, scoring, model, tokenizer) -> dict:
             "total_eps": float("inf")}
 
 
-PAPER_TABLE = {  # main table, DaVinci-003 test accuracy % (Vicuna-7b generates); from the notes
+PAPER_TABLE = {  # main table, DaVinci-003 test accuracy % (Vicuna-7b generates), from the paper
     "sst2": {"icl": 94.7, "opt": 92.4, "0-shot": 92.4, "dp-opt": 92.2, "dln-1": 92.7},
     "trec": {"icl": 79.1, "opt": 71.5, "0-shot": 51.8, "dp-opt": 68.7, "dln-1": 70.7},
     "mpqa": {"icl": 88.8, "opt": 85.8, "0-shot": 84.5, "dp-opt": 85.8, "dln-1": 81.4},
