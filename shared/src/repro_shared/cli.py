@@ -107,7 +107,7 @@ def _add_data_parser(commands: argparse._SubParsersAction) -> None:
                                description="Write the data-dir layout the packages read (use it as REPRO_DATA_DIR "
                                "or --data-dir). Files already there with the right hash are kept.")
     fetch.add_argument("names", nargs="*", metavar="NAME",
-                       help="datasets to fetch, e.g. decodingtrust or dpopt (= dpopt/*); default: every one declared")
+                       help="datasets to fetch (a folder name selects those under it); default: all declared")
     fetch.add_argument("--to", dest="target", type=Path, required=True, help="the data dir to fill")
     fetch.add_argument("--from", dest="mirror", type=Path,
                        help="copy from a local mirror with the same layout instead of downloading (same checks)")

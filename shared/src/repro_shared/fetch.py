@@ -247,7 +247,7 @@ def declared_datasets() -> list[DatasetSpec]:
 
 
 def select_specs(specs: Sequence[DatasetSpec], names: Sequence[str]) -> list[DatasetSpec]:
-    """The specs named (a name also selects the datasets under it: ``dpopt`` → ``dpopt/sst2``, ...); all if none."""
+    """The specs named (a folder name also selects the datasets under it: ``a`` → ``a/x``, ``a/y``); all if none."""
     if not names:
         return list(specs)
     chosen: dict[str, DatasetSpec] = {}
