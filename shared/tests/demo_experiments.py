@@ -1,16 +1,20 @@
 """A demo experiment registered by these tests (through REPRO_EXPERIMENTS), exercising the whole runner.
 
 ``line``: fit y = 2x + 1 on seeded noisy data by SGD, log the loss per step, checkpoint every few steps, and declare
-the fitted slope as a claim against the true slope. ``needs-data`` requires a local dataset folder.
+the fitted slope as a claim against the true slope. ``needs-data`` requires a local dataset folder
+(``demo-set``, which it declares for `repro data fetch`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 
+from repro_shared.data import DatasetSpec
 from repro_shared.errors import ConfigError
 from repro_shared.experiments import Claim, Experiment
+from repro_shared.fetch import DataFile, Url
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,13 @@ def run_line(config: LineConfig, ctx) -> dict:
     }
 
 
+# The demo dataset as a package declares it: one file, its SHA-256 and a (fake) public source for `repro data fetch`.
+DEMO_ROWS = b"3\n1\n4\n1\n5\n"
+DEMO_ROWS_URL = "https://example.org/demo-set/0123456789abcdef0123456789abcdef01234567/rows.txt"
+DEMO_SET = DatasetSpec("demo-set", required_files=("rows.txt",), description="five rows (demo)",
+                       files=(DataFile("rows.txt", hashlib.sha256(DEMO_ROWS).hexdigest(), (Url(DEMO_ROWS_URL),)),))
+
+
 @dataclass(frozen=True)
 class DataConfig:
     dataset: str = "demo-set"
@@ -121,7 +132,8 @@ def experiments() -> list[Experiment]:
                    "tour": CoinConfig(items=20)}
     return [
         Experiment("line", "fit a line by SGD (demo)", line_scales, run_line),
-        Experiment("needs-data", "count the rows of a local dataset (demo)", data_scales, run_data, check_data),
+        Experiment("needs-data", "count the rows of a local dataset (demo)", data_scales, run_data, check_data,
+                   datasets=(DEMO_SET,)),
         Experiment("coin", "a paired effect of known size (demo)", coin_scales, run_coin, tour_seeds=(0, 1, 2)),
     ]
 

@@ -4,7 +4,7 @@ from armin.cells import ArminCell, PaperLSTMCell
 
 
 def _reference_armin(cell: ArminCell, x, h, r):
-    """Notes §2.2 written directly from the full matrices W1 (Eq. 1) and W (Eq. 4) over [x, h, r]."""
+    """The ARMIN cell written directly from the full matrices W1 (Eq. 1) and W (Eq. 4) over [x, h, r]."""
     n_in = x.shape[1]
     w_full = cell.input_projection.weight
     b_full = cell.input_projection.bias

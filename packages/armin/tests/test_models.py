@@ -34,7 +34,7 @@ def test_truncated_bptt_with_carried_state_equals_one_pass(kind):
 
 
 def test_paper_sizes_parameter_counts_on_copy():
-    """Notes §2.5: LSTM(300) ≈ 375.6 k and ARMIN(100, 32, 50) ≈ 92.5 k (released alg. code writes [x, h])."""
+    """LSTM(300) ≈ 375.6 k and ARMIN(100, 32, 50) ≈ 92.5 k (released alg. code writes [x, h])."""
     lstm = build_model(ModelConfig(kind="lstm", hidden=300), 10, 8)
     armin = build_model(ModelConfig(hidden=100, width=32, slots=50, write_input=True), 10, 8)
     assert count_parameters(lstm) == 4 * 300 * (10 + 300) + 4 * 300 + 300 * 8 + 8

@@ -10,7 +10,7 @@ from repro_shared.errors import ConfigError
 
 
 def test_paper_model_has_the_relu_count_of_the_released_architecture():
-    # 32·32·32 + 64·16·16 + 64·16·16 + 128·8·8 + 128·4·4 + 100 (notes §2.1)
+    # 32·32·32 + 64·16·16 + 64·16·16 + 128·8·8 + 128·4·4 + 100
     assert count_relus(cifar_model_deep(ModelConfig()), (3, 32, 32)) == 75_876
 
 

@@ -1,4 +1,4 @@
-"""Pruning methods and the lottery-ticket loop against hand-computed oracles (notes §2.6, §2.7, §2.9)."""
+"""Pruning methods and the lottery-ticket loop against hand-computed oracles."""
 
 from __future__ import annotations
 

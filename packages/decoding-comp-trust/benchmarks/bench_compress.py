@@ -5,7 +5,7 @@ quantized and masked models are dense tensors, so ≈ 1 is expected: no low-bit 
 where both exist, the library path (llm-compressor) vs the in-package reference implementation of the same
 algorithm as a time ratio, with the perplexity of each on held-out text.
 
-    OMP_NUM_THREADS=1 REPRO_DATA_DIR=/work/shared/data uv run python \
+    OMP_NUM_THREADS=1 REPRO_DATA_DIR=data uv run python \
         packages/decoding-comp-trust/benchmarks/bench_compress.py [--model tiny] [--settings gptq-w4,wanda-2:4]
 """
 

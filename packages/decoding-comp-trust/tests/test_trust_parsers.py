@@ -1,4 +1,4 @@
-"""Every parser on hand-written model outputs, including the tricky cases of the notes."""
+"""Every parser on hand-written model outputs, including the tricky cases of DecodingTrust's outputs."""
 
 import random
 

@@ -1,4 +1,4 @@
-"""Prompt construction: the exact strings of notes §1.3 and one example per perspective (llama-2 template)."""
+"""Prompt construction: the exact strings of DecodingTrust's `HFChat.messages_to_prompt`, one case per perspective."""
 
 from decoding_comp_trust.trust import ethics, ood, privacy, stereotype, toxicity
 from decoding_comp_trust.trust.mmlu import prompt as mmlu_prompt
@@ -24,7 +24,7 @@ def test_llama2_system_message_replaces_the_whole_wrapper():
     assert llama(msgs) == "You are a helpful assistant.TASK\nINPUT[/INST]"
 
 
-def test_llama2_few_shot_string_from_the_notes():
+def test_llama2_few_shot_string_as_decodingtrust_builds_it():
     assert llama(FEW_SHOT) == ("You are a helpful, pattern-following assistant.TASK[/INST] Sure, I'd be happy to! "
                                "</s><s>[INST] X1 [/INST] Y1 </s><s>[INST] XQ [/INST]")
 
@@ -40,7 +40,7 @@ def test_fixed_mode_puts_the_system_message_inside_the_wrapper():
     assert llama(msgs, system_replaces_wrapper=False) == "<s>[INST] <<SYS>>\nS\n<</SYS>>\n\nU[/INST]"
 
 
-def test_vicuna_and_redpajama_strings_from_the_notes():
+def test_vicuna_and_redpajama_strings_as_decodingtrust_builds_them():
     msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
     assert messages_to_prompt(msgs, "vicuna_v1.1") == "S USER: U ASSISTANT:"
     assert messages_to_prompt(msgs, "redpajama-incite-instruct") == "SU\nanswer:"

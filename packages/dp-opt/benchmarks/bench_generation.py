@@ -7,7 +7,7 @@ temperature; the forward-pass labels ŷ are precomputed so that only the voting 
 OPT's generation (eps = ∞; demos fixed per prompt), where ours reuses the whole KV cache across tokens and the
 reference recomputes every voter's meta-prompt for every token. Prints the ratios measured in this one run.
 
-    REPRO_DATA_DIR=/work/shared/data python benchmarks/bench_generation.py --voters 24 --steps 3
+    REPRO_DATA_DIR=data python benchmarks/bench_generation.py --voters 24 --steps 3
 """
 
 from __future__ import annotations

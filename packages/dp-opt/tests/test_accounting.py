@@ -1,4 +1,4 @@
-"""The accountant against the released code's numbers (autodp 0.2.3.1, in the notes §5), and its budget rules."""
+"""The accountant against the released code's numbers (autodp 0.2.3.1), and its budget rules."""
 
 import itertools
 import math
@@ -30,7 +30,7 @@ REFERENCE = {
 def test_matches_the_papers_accountant(q, queries):
     eps, delta = limited_domain_privacy(queries, q, EPS0, DELTA0)
     expected_eps, expected_delta = REFERENCE[(q, queries)]
-    decimals = len(str(expected_eps).split(".")[1])  # the notes print 4 decimals (2 for 1664.65)
+    decimals = len(str(expected_eps).split(".")[1])  # the reference values have 4 decimals (2 for 1664.65)
     assert eps == pytest.approx(expected_eps, abs=max(1e-4, 0.51 * 10**-decimals))
     assert delta == pytest.approx(expected_delta, rel=1e-3)
 

@@ -1,4 +1,4 @@
-"""The DLN-1 baseline (notes 2.7): its backward meta-prompt, a smoke run on the tiny model, determinism."""
+"""The DLN-1 baseline: its backward meta-prompt, a smoke run on the tiny model, determinism."""
 
 import numpy as np
 from dp_opt.data import Example, TaskData
@@ -17,13 +17,13 @@ class CharTokenizer:
         return {"input_ids": [ord(c) for c in text]}
 
 
-def test_dln1_backward_prompt_is_the_notes_template():
+def test_dln1_backward_prompt_is_the_released_template():
     # hand-made: 3 demos, the current instruction predicts "positive" for all of them
     texts, labels = ["a fine film", "a dull film", "a great film"], [1, 0, 1]
     voters = EnsembleVoters(None, CharTokenizer(), "Classify the input text as positive or negative.", texts, labels,
                             ("negative", "positive"), lambda idx: np.ones(len(idx), dtype=int), 0.7, None)
     row = voters.meta_prompt(np.array([0, 1, 2]), BACKWARD_MESSAGES[0])
-    # typed from the notes, section 2.3 (template, success/failure demo formats, "\n\n" joins, [APE] = "")
+    # typed from the released backward template (template, success/failure demo formats, "\n\n" joins, [APE] = "")
     expected = (
         "A student is completing a task that requires producing a text output from a text input. The student "
         "receives an instruction that describes how to produce the output given each input. The student has made "

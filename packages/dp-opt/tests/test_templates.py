@@ -1,4 +1,4 @@
-"""Templates verbatim from the released code (typed here independently, from the notes)."""
+"""Templates verbatim from the released code (typed here independently)."""
 
 from dp_opt.templates import (
     BACKWARD_MESSAGES,

@@ -124,7 +124,7 @@ def test_dreambooth_changes_unet_and_text_encoder_but_not_the_vae(token_dir, ima
 
 
 def test_dreambooth_without_text_encoder_trains_the_unet_only(token_dir, images, tmp_path):
-    # the released s2l.py handed the optimiser vae.parameters() in this case (notes §5.5)
+    # the released s2l.py handed the optimiser vae.parameters() in this case
     pipe = fresh(token_dir)
     before = states(pipe)
     run(pipe, images, "dreambooth", tmp_path / "a", train_text_encoder=False)

@@ -10,7 +10,7 @@ from shake_to_leak.scales import SMOKE_MODEL
 
 
 def test_clip_tokenizer_matches_openai_ids():
-    # reference ids of openai/clip-vit-* for this prompt (library notes §3.2)
+    # reference ids of openai/clip-vit-* for this prompt
     assert build_tokenizer(77)("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
 
 

@@ -28,6 +28,7 @@ EPILOG = """examples:
   repro run --all --scale quick
   repro reproduce
   repro report runs/
+  repro data fetch --to data/         # every dataset the installed packages declare, SHA-256 verified
   repro doctor
 """
 
@@ -115,8 +116,26 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     reproduce.add_argument("--data-dir", type=Path, help="local datasets folder (default $REPRO_DATA_DIR)")
 
-    commands.add_parser("doctor", help="versions, device, and which model/data sources are reachable")
+    _add_data_parser(commands)
+    commands.add_parser("doctor", help="versions, device, sources, and the datasets each experiment needs")
     return parser
+
+
+def _add_data_parser(commands: argparse._SubParsersAction) -> None:
+    data = commands.add_parser("data", help="the datasets the installed packages declare: list or fetch them")
+    actions = data.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    listing = actions.add_parser("list", help="each declared dataset, its files and their public sources")
+    listing.add_argument("names", nargs="*", metavar="NAME", help="datasets to show (default: all)")
+    listing.add_argument("--files", action="store_true", help="also list every file with its source and recipe")
+    fetch = actions.add_parser("fetch", help="build DIR/<dataset>/... from public sources, every file SHA-256 verified",
+                               description="Write the data-dir layout the packages read (use it as REPRO_DATA_DIR "
+                               "or --data-dir). Files already there with the right hash are kept.")
+    fetch.add_argument("names", nargs="*", metavar="NAME",
+                       help="datasets to fetch (a folder name selects those under it); default: all declared")
+    fetch.add_argument("--to", dest="target", type=Path, required=True, help="the data dir to fill")
+    fetch.add_argument("--from", dest="mirror", type=Path,
+                       help="copy from a local mirror with the same layout instead of downloading (same checks)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -126,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(-1 if args.quiet else args.verbose)
     try:
         commands = {"list": _list, "show": _show, "run": _run, "report": _report, "doctor": _doctor,
-                    "reproduce": _reproduce}
+                    "reproduce": _reproduce, "data": _data}
         return commands[args.command](args)
     except ReproError as error:
         print(f"repro: error: {error}", file=sys.stderr)
@@ -354,6 +373,33 @@ def _report(args: argparse.Namespace) -> int:
         summaries = summarise_claims(group)
         if summaries and (len(group) > 1 or any(s.evidence for s in summaries)):
             print(f"\n{group_title(group)}\n{text_table(summaries)}")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from .fetch import declared_datasets, fetch_datasets, select_specs
+
+    specs = select_specs(declared_datasets(), args.names)
+    if args.data_command == "list":
+        return _data_list(specs, args.files)
+    if args.target.exists() and not args.target.is_dir():
+        raise ReproError(f"--to {args.target}: exists and is not a directory")
+    for result in fetch_datasets(specs, args.target, args.mirror):
+        print(f"{result.name}: {len(result.written)} file(s) written, {len(result.already_present)} already "
+              f"present and verified -> {result.folder}")
+    print(f"use it with: export REPRO_DATA_DIR={args.target.resolve()}  (or --data-dir {args.target})")
+    return 0
+
+
+def _data_list(specs: list, show_files: bool) -> int:
+    if not specs:
+        print("the installed packages declare no datasets")
+    for spec in specs:
+        unsourced = sum(not file.sources for file in spec.files)
+        only_mirror = f", {unsourced} only from a mirror (--from)" if unsourced else ""
+        print(f"{spec.name}: {len(spec.files)} file(s){only_mirror}; {spec.description}")
+        for file in spec.files if show_files else ():
+            print(f"  {file.path}  sha256={file.sha256[:12]}…  {file.describe()}")
     return 0
 
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,20 +21,31 @@ from . import sources
 from .errors import NotFoundError, ReproError
 from .logging import get_logger
 
+if TYPE_CHECKING:
+    from .fetch import DataFile
+
 log = get_logger(__name__)
 
-_SUPPLY_HINT = "set REPRO_DATA_DIR or pass --data-dir DIR with DIR/{layout}, or run with network access"
+# Every dataset a package declares can be fetched (or copied from a mirror) into DIR by `repro data fetch`.
+_SUPPLY_HINT = ("get it with `repro data fetch {name} --to DIR` (or put the files at DIR/{layout}), then set "
+                "REPRO_DATA_DIR=DIR or pass --data-dir DIR")
+_HUB_HINT = "; or run where the Hub is reachable ({hub_type} {hub_id})"
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset as a package declares it: its folder under the data dir, its Hub repo, and the files it must hold."""
+    """A dataset as a package declares it: its folder under the data dir, its Hub repo, and the files it must hold.
+
+    ``files`` lists every file with its SHA-256 and public source (``repro_shared.fetch.DataFile``), for
+    ``repro data fetch`` and ``repro doctor``; ``required_files`` are those without which a local folder is unusable.
+    """
 
     name: str
     hub_id: str | None = None
     hub_type: str = "dataset"
     required_files: tuple[str, ...] = ()
     description: str = ""
+    files: tuple[DataFile, ...] = ()
 
 
 def locate_dataset(spec: DatasetSpec, data_dir: str | os.PathLike | None = None) -> Path:
@@ -50,7 +61,7 @@ def locate_dataset(spec: DatasetSpec, data_dir: str | os.PathLike | None = None)
             return cached
         if sources.hub_reachable():
             return _download_snapshot(spec)
-    raise NotFoundError(_not_found_message(spec, root), _SUPPLY_HINT.format(layout=_layout(spec)))
+    raise NotFoundError(_not_found_message(spec, root), supply_hint(spec))
 
 
 def _local_dataset(spec: DatasetSpec, root: Path | None) -> Path | None:
@@ -64,7 +75,7 @@ def _local_dataset(spec: DatasetSpec, root: Path | None) -> Path | None:
     if missing:
         raise NotFoundError(
             f"dataset {spec.name!r}: {folder} exists but lacks {', '.join(missing)}",
-            f"put the files at {_layout(spec, folder)}",
+            f"put the files at {_layout(spec, folder)}, or fetch them: repro data fetch {spec.name} --to DIR",
         )
     log.debug("dataset %s: local folder %s", spec.name, folder)
     return folder
@@ -79,8 +90,33 @@ def _download_snapshot(spec: DatasetSpec) -> Path:
     except Exception as error:  # gated, missing, or a dropped connection: one line for the user
         raise NotFoundError(
             f"dataset {spec.name!r}: downloading {spec.hub_type} {spec.hub_id!r} from the Hub failed: {error}",
-            _SUPPLY_HINT.format(layout=_layout(spec)),
+            supply_hint(spec),
         ) from error
+
+
+def supply_hint(spec: DatasetSpec) -> str:
+    """How a user gets ``spec`` onto this machine: `repro data fetch`, and the Hub where it has a copy."""
+    hint = _SUPPLY_HINT.format(name=spec.name, layout=_layout(spec))
+    return hint + (_HUB_HINT.format(hub_type=spec.hub_type, hub_id=spec.hub_id) if spec.hub_id else "")
+
+
+def dataset_status(spec: DatasetSpec, data_dir: str | os.PathLike | None = None) -> str:
+    """Where ``spec`` is now, without raising or downloading: for ``repro doctor``."""
+    root = sources.data_dir(data_dir)
+    folder = root / spec.name if root is not None else None
+    if folder is not None and folder.is_dir():
+        expected = list(dict.fromkeys([*spec.required_files, *(file.path for file in spec.files)]))
+        missing = [path for path in expected if not (folder / path).is_file()]
+        if not missing:
+            return f"present (data dir: {folder})"
+        fetch = f"repro data fetch {spec.name} --to {root}"
+        return f"INCOMPLETE ({folder} lacks {len(missing)} of {len(expected)} files: {fetch})"
+    if spec.hub_id is not None:
+        cached = sources.hub_cached_snapshot(spec.hub_id, spec.hub_type)
+        if cached is not None:
+            return f"present (Hub cache: {cached})"
+    fetch = f"repro data fetch {spec.name} --to DIR" if spec.files else f"put its files at DIR/{_layout(spec)}"
+    return f"MISSING ({fetch})"
 
 
 def _layout(spec: DatasetSpec, folder: Path | str | None = None) -> str:
@@ -119,7 +155,7 @@ def load_hub_dataset(hub_id: str, config: str | None = None, split: str | None =
         label = "/".join(part for part in (hub_id, config, split) if part)
         raise NotFoundError(
             f"dataset {label!r} could not be loaded {where}: {error}",
-            "run once with network access to fill the HF cache, or use a local copy",
+            "run once where the Hub is reachable to fill the HF cache, or use a local copy",
         ) from error
 
 

@@ -29,6 +29,7 @@ def diagnose() -> dict[str, dict[str, str]]:
         "libraries": {name: _version(name) or "not installed" for name in LIBRARIES},
         "reproduction packages": _packages(),
         "sources": _sources(),
+        "datasets (per experiment)": _datasets(),
     }
 
 
@@ -79,3 +80,20 @@ def _sources() -> dict[str, str]:
         "cache dir": str(cache_dir()),
         "SLURM (sbatch)": shutil.which("sbatch") or "not found (local and submitit-local launchers only)",
     }
+
+
+def _datasets() -> dict[str, str]:
+    """Which datasets each experiment reads (present or not), then where each dataset is or how to get it."""
+    from .data import dataset_status
+
+    needs, status = {}, {}
+    for entry in discover().values():
+        for experiment in entry.experiments:
+            for spec in experiment.datasets:
+                status.setdefault(spec.name, dataset_status(spec))
+            if experiment.datasets:
+                needs[experiment.id] = ", ".join(f"{spec.name} ({status[spec.name].split(' ')[0]})"
+                                                 for spec in experiment.datasets)
+    if not needs:
+        return {"(none)": "no installed experiment declares datasets"}
+    return {**needs, **dict(sorted(status.items()))}

@@ -23,3 +23,7 @@ class ConfigError(ReproError):
 
 class NotFoundError(ReproError):
     """A named experiment, dataset or model that cannot be found where it was looked for."""
+
+
+class DataIntegrityError(ReproError):
+    """A file whose SHA-256 differs from the one its dataset declares (a changed source or a damaged copy)."""

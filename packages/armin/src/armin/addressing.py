@@ -41,7 +41,7 @@ def gumbel_softmax_sample(logits: Tensor, inverse_temperature: float, gumbel: Te
 
 def st_gumbel_softmax(logits: Tensor, inverse_temperature: float, noise: bool = True,
                       gumbel: Tensor | None = None) -> Tensor:
-    """Fig. 1a / notes §2.1: hard one-hot sample in the forward pass, gradient of softmax((logits + g)·τ) backward.
+    """Fig. 1a: hard one-hot sample in the forward pass, gradient of softmax((logits + g)·τ) backward.
 
     The result equals one-hot(argmax(logits + g)) in value and has ``gumbel_softmax_sample``'s gradient (as the
     released code's ``onehot − stopgrad(y) + y``). ``inverse_temperature`` τ multiplies the perturbed logits (the

@@ -19,7 +19,7 @@ def orthogonal_(weight: Tensor) -> Tensor:
 
 
 def orthogonal_linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
-    """A Linear layer with orthogonal weight and zero bias (notes §2.2, "Initialisation")."""
+    """A Linear layer with orthogonal weight and zero bias ("Initialisation")."""
     layer = nn.Linear(in_features, out_features, bias=bias)
     orthogonal_(layer.weight)
     if bias:

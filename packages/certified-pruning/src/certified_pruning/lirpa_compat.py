@@ -1,7 +1,7 @@
 """Compatibility layer that lets auto_LiRPA 0.3 (the only PyPI release) run on torch 2.x and numpy 2.
 
-auto_LiRPA 0.3 was written for torch < 1.13 and numpy < 1.24. On today's stack it breaks in five places
-(`shared/papers/library-notes.md` §3.5). Every patch below is installed only when the thing it replaces is missing,
+auto_LiRPA 0.3 was written for torch < 1.13 and numpy < 1.24. On today's stack it breaks in five places,
+listed below. Every patch below is installed only when the thing it replaces is missing,
 so on a newer auto_LiRPA / older torch the layer is a no-op. Import auto_LiRPA only through `import_auto_lirpa()`.
 """
 

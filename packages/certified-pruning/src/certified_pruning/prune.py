@@ -1,6 +1,6 @@
 """Pruning methods of the paper as score functions over a `cifar_model_deep`, and the lottery-ticket loop.
 
-Sources (notes §2.6, §2.7, §2.9): `LTH-training/pruner/pruner.py`, the prune/rewind loop of `fgsm_train.py` and
+Sources: `LTH-training/pruner/pruner.py`, the prune/rewind loop of `fgsm_train.py` and
 `lirpa_train.py`. Masks are plain dicts `parameter name -> 0/1 tensor` kept beside the plain `nn.Module` and applied
 by `train.train_model` after every optimiser step (the same names work on the auto_LiRPA bounded module).
 
@@ -32,13 +32,13 @@ METHODS = UNSTRUCTURED + STRUCTURED
 
 
 def prunable_weights(model: nn.Module, include_linear: bool = False) -> dict[str, nn.Parameter]:
-    """Weights unstructured pruning acts on: conv weights (notes §2.1: "only nn.Conv2d"), optionally linear ones."""
+    """Weights unstructured pruning acts on: conv weights ("only nn.Conv2d"), optionally linear ones."""
     kinds = (nn.Conv2d, nn.Linear) if include_linear else (nn.Conv2d,)
     return {f"{name}.weight": module.weight for name, module in model.named_modules() if isinstance(module, kinds)}
 
 
 def batch_norms(model: nn.Module) -> dict[str, nn.BatchNorm2d]:
-    """BatchNorm layers by module name — the channels of structured pruning (notes §2.7 slim / nrs / refill)."""
+    """BatchNorm layers by module name — the channels of structured pruning (slim / nrs / refill)."""
     found = {name: module for name, module in model.named_modules() if isinstance(module, nn.BatchNorm2d)}
     if not found:
         raise ConfigError("channel pruning needs BatchNorm2d layers (cifar_model_deep with batch_norm=True)")
@@ -46,7 +46,7 @@ def batch_norms(model: nn.Module) -> dict[str, nn.BatchNorm2d]:
 
 
 def dense_masks(model: nn.Module, include_linear: bool = False) -> Masks:
-    """All-ones unstructured masks (round 0 of notes §2.6 is the dense model)."""
+    """All-ones unstructured masks (round 0 of the lottery loop is the dense model)."""
     return {name: torch.ones_like(weight) for name, weight in prunable_weights(model, include_linear).items()}
 
 
@@ -56,7 +56,7 @@ def dense_channel_masks(model: nn.Module) -> Masks:
 
 
 def channel_parameter_masks(channel_masks: Masks) -> Masks:
-    """Expand channel masks to the parameter masks `train_model` applies: BN weight **and** bias (notes §2.9)."""
+    """Expand channel masks to the parameter masks `train_model` applies: BN weight **and** bias."""
     return {f"{name}.{kind}": mask for name, mask in channel_masks.items() for kind in ("weight", "bias")}
 
 
@@ -68,7 +68,7 @@ def sparsity(masks: Masks) -> float:
 
 def prune_lowest(scores: dict[str, torch.Tensor], masks: Masks, amount: float,
                  keep_one_per_layer: bool = False) -> Masks:
-    """Global pruning step of notes §2.6/§2.7: zero the round(amount·remaining) lowest-scored remaining entries."""
+    """Global pruning step of the released code: zero the round(amount·remaining) lowest-scored remaining entries."""
     if not 0 <= amount <= 1:
         raise ConfigError(f"amount={amount}: the fraction of remaining weights to prune must be in [0, 1]")
     names = list(masks)
@@ -100,16 +100,16 @@ def prune_lowest(scores: dict[str, torch.Tensor], masks: Masks, amount: float,
     return result
 
 
-# ---------------------------------------------------------------- unstructured scores (notes §2.7)
+# ---------------------------------------------------------------- unstructured scores
 
 def random_scores(masks: Masks, seed: int) -> dict[str, torch.Tensor]:
-    """`random` (notes §2.7, RandomUnstructured): i.i.d. uniform scores from a seeded generator."""
+    """`random` (RandomUnstructured): i.i.d. uniform scores from a seeded generator."""
     generator = torch.Generator().manual_seed(seed)
     return {name: torch.rand(mask.shape, generator=generator) for name, mask in masks.items()}
 
 
 def magnitude_scores(model: nn.Module, masks: Masks) -> dict[str, torch.Tensor]:
-    """`l1unstruct` / IMP (notes §2.7, L1Unstructured): |w|, smallest pruned."""
+    """`l1unstruct` / IMP (L1Unstructured): |w|, smallest pruned."""
     weights = dict(model.named_parameters())
     return {name: weights[name].detach().abs() for name in masks}
 
@@ -121,7 +121,7 @@ def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> to
 
 def snip_scores(model: nn.Module, masks: Masks, x: torch.Tensor, y: torch.Tensor,
                 loss_fn: LossFn = cross_entropy_loss) -> dict[str, torch.Tensor]:
-    """`snip` (notes §2.7): |∂L/∂m| at the current mask on one batch (= |w·∂L/∂(w⊙m)|), previous mask multiplied in."""
+    """`snip`: |∂L/∂m| at the current mask on one batch (= |w·∂L/∂(w⊙m)|), previous mask multiplied in."""
     weights = dict(model.named_parameters())
     originals = {name: weights[name].detach().clone() for name in masks}
     mask_vars = {name: masks[name].detach().clone().float().requires_grad_(True) for name in masks}
@@ -154,7 +154,7 @@ def snip_scores(model: nn.Module, masks: Masks, x: torch.Tensor, y: torch.Tensor
 
 def taylor_scores(model: nn.Module, masks: Masks, x: torch.Tensor, y: torch.Tensor,
                   loss_fn: LossFn = cross_entropy_loss) -> dict[str, torch.Tensor]:
-    """`taylor1ScorerAbs` (notes §2.7): per-weight first-order Taylor |w·∂L/∂w| on one batch, same protocol as SNIP."""
+    """`taylor1ScorerAbs`: per-weight first-order Taylor |w·∂L/∂w| on one batch, same protocol as SNIP."""
     weights = dict(model.named_parameters())
     loss = loss_fn(model, x, y)
     grads = torch.autograd.grad(loss, [weights[name] for name in masks])
@@ -180,7 +180,7 @@ class _TopKStraightThrough(torch.autograd.Function):
 def hydra_scores(model: nn.Module, masks: Masks, images: torch.Tensor, labels: torch.Tensor, rate: float,
                  loss_fn: LossFn = cross_entropy_loss, epochs: int = 20, learning_rate: float = 0.01,
                  batch_size: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
-    """`hydra` (notes §2.7): scores s₀ = √(6/fan_in)·w/max|w|, weights frozen, Adam on s through a per-layer top-k
+    """`hydra`: scores s₀ = √(6/fan_in)·w/max|w|, weights frozen, Adam on s through a per-layer top-k
     straight-through mask keeping (1−rate) of each layer's remaining weights, LR ×0.1 at epochs 10 and 15 of 20;
     returns |s| (only remaining weights compete). The model's state is restored afterwards."""
     from torch.nn.utils import parametrize
@@ -232,17 +232,17 @@ def hydra_scores(model: nn.Module, masks: Masks, images: torch.Tensor, labels: t
     return {name: popup[name].detach().abs() * masks[name] for name in masks}
 
 
-# ---------------------------------------------------------------- channel scores (notes §2.7, §2.9)
+# ---------------------------------------------------------------- channel scores
 
 def slimming_scores(model: nn.Module, channel_masks: Masks) -> dict[str, torch.Tensor]:
-    """`slim` (notes §2.7, network slimming): channel score |γ_c| of the BN; smallest pruned."""
+    """`slim` (network slimming): channel score |γ_c| of the BN; smallest pruned."""
     norms = batch_norms(model)
     return {name: norms[name].weight.detach().abs() for name in channel_masks}
 
 
 def nrs_channel_scores(model: nn.Sequential, x: torch.Tensor, eps: float, channel_masks: Masks,
                        delta: float = 1e-20) -> dict[str, torch.Tensor]:
-    """NRS channel pruning (notes §2.9): (γ_c≠0)·mean over samples/pixels of tanh(1 + l·u/γ_c²), IBP at full ε.
+    """NRS channel pruning: (γ_c≠0)·mean over samples/pixels of tanh(1 + l·u/γ_c²), IBP at full ε.
 
     Lowest (most unstable) pruned. The released FGSM path sums per-batch channel means over the clean test pass;
     with equal batches that is a constant multiple of this mean.
@@ -261,7 +261,7 @@ def nrs_channel_scores(model: nn.Sequential, x: torch.Tensor, eps: float, channe
 
 
 def refill_scores(model: nn.Module, channel_masks: Masks, imp_amount: float = 0.2) -> dict[str, torch.Tensor]:
-    """IMP-Refill (notes §2.7): 20 % global IMP of the conv weights, then channel score = mean |w| of its filter."""
+    """IMP-Refill: 20 % global IMP of the conv weights, then channel score = mean |w| of its filter."""
     conv_names = _conv_before_bn(model)
     weights = dict(model.named_parameters())
     conv_masks = {conv: torch.ones_like(weights[conv]) for conv in conv_names.values()}
@@ -281,7 +281,7 @@ def _conv_before_bn(model: nn.Module) -> dict[str, str]:
     return pairs
 
 
-# ---------------------------------------------------------------- masks, rewinding, the loop (notes §2.6)
+# ---------------------------------------------------------------- masks, rewinding, the loop
 
 def apply_masks(model: nn.Module, masks: Masks) -> None:
     """Zero the pruned entries in place (parameter-name masks, as `train_model` applies after each step)."""
@@ -292,7 +292,7 @@ def apply_masks(model: nn.Module, masks: Masks) -> None:
 
 
 def rewind(model: nn.Module, initial_state: dict[str, torch.Tensor], masks: Masks) -> None:
-    """Lottery-ticket rewinding (notes §2.6): all weights and BN statistics ← θ₀, then θ₀ ⊙ mask."""
+    """Lottery-ticket rewinding: all weights and BN statistics ← θ₀, then θ₀ ⊙ mask."""
     model.load_state_dict(initial_state)
     apply_masks(model, masks)
 
@@ -326,7 +326,7 @@ def initial_masks(model: nn.Module, config: PruneConfig) -> Masks:
 def method_scores(model: nn.Module, masks: Masks, config: PruneConfig, x: torch.Tensor, y: torch.Tensor,
                   loss_fn: LossFn = cross_entropy_loss, round_index: int = 0,
                   train_data: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """Dispatch to the score of `config.method` (notes §2.7 table); x, y: the scoring batch / NRS data;
+    """Dispatch to the score of `config.method` (the methods of the paper's table); x, y: the scoring batch / NRS data;
     train_data: the training set HYDRA optimises its scores on (default: x, y)."""
     method = config.method
     if method == "hydra":
@@ -351,7 +351,7 @@ def method_scores(model: nn.Module, masks: Masks, config: PruneConfig, x: torch.
 def prune_step(model: nn.Module, masks: Masks, config: PruneConfig, x: torch.Tensor, y: torch.Tensor,
                loss_fn: LossFn = cross_entropy_loss, round_index: int = 0, amount: float | None = None,
                train_data: tuple[torch.Tensor, torch.Tensor] | None = None) -> Masks:
-    """One pruning step (notes §2.6): score, then prune `amount` (default the rate) of what remains, globally
+    """One pruning step: score, then prune `amount` (default the rate) of what remains, globally
     (HYDRA: per layer)."""
     amount = config.rate if amount is None else amount
     if config.method == "hydra":
@@ -370,7 +370,7 @@ def train_masks(masks: Masks, config: PruneConfig) -> Masks:
 def lottery_round(model: nn.Module, initial_state: dict[str, torch.Tensor], masks: Masks, config: PruneConfig,
                   x: torch.Tensor, y: torch.Tensor, loss_fn: LossFn = cross_entropy_loss,
                   round_index: int = 0, train_data: tuple[torch.Tensor, torch.Tensor] | None = None) -> Masks:
-    """One lottery-ticket step after a trained round (notes §2.6): prune `rate` of the remaining, rewind to θ₀ ⊙ m."""
+    """One lottery-ticket step after a trained round: prune `rate` of the remaining, rewind to θ₀ ⊙ m."""
     new_masks = prune_step(model, masks, config, x, y, loss_fn, round_index, train_data=train_data)
     rewind(model, initial_state, train_masks(new_masks, config))
     return new_masks
@@ -379,7 +379,7 @@ def lottery_round(model: nn.Module, initial_state: dict[str, torch.Tensor], mask
 def iterative_pruning(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, train_config: TrainConfig,
                       num_classes: int, config: PruneConfig, loss_fn: LossFn = cross_entropy_loss,
                       score_batch: int = 128, on_round=None) -> list[dict]:
-    """The iterative loop of notes §2.6: train (fresh optimiser/schedules via train_model), prune, rewind; repeat.
+    """The released lottery-ticket loop: train (fresh optimiser/schedules via train_model), prune, rewind; repeat.
 
     Round 0 is dense; after the last trained round nothing is pruned. `on_round(r, model, masks)` may save checkpoints.
     Returns per round: the round index, the sparsity of its masks and a copy of the masks.
@@ -402,7 +402,7 @@ def iterative_pruning(model: nn.Module, images: torch.Tensor, labels: torch.Tens
 def one_shot_pruning(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, train_config: TrainConfig,
                      num_classes: int, config: PruneConfig, amount: float = 0.9,
                      loss_fn: LossFn = cross_entropy_loss, score_batch: int = 128) -> Masks:
-    """One-shot variant (notes §2.6, `_1shot`): prune `amount` at initialisation by the method's score, train once."""
+    """One-shot variant (`_1shot`): prune `amount` at initialisation by the method's score, train once."""
     masks = initial_masks(model, config)
     masks = prune_step(model, masks, config, images[:score_batch], labels[:score_batch], loss_fn, 0, amount,
                        (images, labels))
@@ -412,7 +412,7 @@ def one_shot_pruning(model: nn.Module, images: torch.Tensor, labels: torch.Tenso
 
 
 def compress_channels(model: nn.Sequential, channel_masks: Masks) -> nn.Sequential:
-    """Physically remove pruned channels before verification (notes §2.1, `utils.py:180-269` `--compress`)."""
+    """Physically remove pruned channels before verification (`utils.py:180-269` `--compress`)."""
     import copy
 
     layers = [copy.deepcopy(module) for module in model]

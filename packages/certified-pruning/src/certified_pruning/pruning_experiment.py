@@ -1,6 +1,6 @@
 """The paper's main experiment: every pruning method × training mode × sparsity, each pruned model verified completely.
 
-For each training mode (FGSM+GradAlign, CROWN-IBP) and pruning method, the iterative lottery-ticket loop (notes §2.6)
+For each training mode (FGSM+GradAlign, CROWN-IBP) and pruning method, the iterative lottery-ticket loop
 trains round 0 dense, then prunes `rate` of what remains, rewinds to θ₀ and retrains; every trained round is one
 sparsity level. Each round's model (channel methods: physically compressed, `compress_channels`) is verified on the
 first `images` test images with the complete verifier (clean → PGD → α-CROWN → BaB), and one point is appended to
@@ -113,7 +113,7 @@ def pruner_of(method: str) -> str:
 
 
 def train_config(config: PruningConfig, mode: str, method: str, seed: int):
-    """TrainConfig of one round: the mode's optimiser and ε ramp, and the method's regulariser (notes §1.4, §2.8)."""
+    """TrainConfig of one round: the mode's optimiser and ε ramp, and the method's regulariser."""
     from certified_pruning.train import TrainConfig
 
     epochs = config.fgsm_epochs if mode == "fgsm" else config.crown_epochs
@@ -142,7 +142,7 @@ def prune_config(config: PruningConfig, method: str, seed: int):
 
 
 def robust_score_loss(mode: str, eps: float, num_classes: int):
-    """The mode's robust loss at full ε, for SNIP / Taylor / HYDRA scores (notes §2.7: "of the *robust* loss").
+    """The mode's robust loss at full ε, for SNIP / Taylor / HYDRA scores ("of the *robust* loss").
 
     FGSM: FGSM+GradAlign. CROWN-IBP: at ε = ε_max the mixing weight κ is 0, so the loss is the IBP robust
     cross-entropy, computed here in plain torch (it must differentiate through pruning re-parametrisations).
@@ -180,7 +180,7 @@ def weight_sparsity(model: nn.Module, dense_conv_weights: int) -> float:
 
 
 def ibp_unstable(model: nn.Sequential, images: torch.Tensor, eps: float) -> float:
-    """Mean number of unstable ReLUs per image under IBP at full ε (notes §2.10: l·u < 0, |l|,|u| ≤ 1e-5 zeroed)."""
+    """Mean number of unstable ReLUs per image under IBP at full ε (l·u < 0, |l|,|u| ≤ 1e-5 zeroed)."""
     from certified_pruning.train import interval_relu_inputs
 
     with torch.no_grad():
@@ -298,7 +298,7 @@ def verify_point(grid: GridContext, model: nn.Sequential, masks: dict, mode: str
 
 
 def run_unit(grid: GridContext, mode: str, method: str) -> None:
-    """One (mode, method) lottery loop (notes §2.6), checkpointed after every trained round."""
+    """One (mode, method) lottery loop, checkpointed after every trained round."""
     from certified_pruning.prune import initial_masks, lottery_round, train_masks
     from certified_pruning.train import train_model
 

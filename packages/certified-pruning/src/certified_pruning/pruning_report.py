@@ -1,7 +1,7 @@
 """Tables, figures and paper claims from the points of a `pruning` run (`points.jsonl`, one line per verified model).
 
 Figures (PNG, matplotlib Agg): certified accuracy vs sparsity per method with one panel per training mode (the paper's
-main plot), unstable ReLUs vs sparsity, and BaB domains / verification time vs sparsity. Claims (notes §3): the
+main plot), unstable ReLUs vs sparsity, and BaB domains / verification time vs sparsity. Claims: the
 ∩-shaped curve, fewer unstable neurons after pruning, NRS best, certified lottery tickets, and the abstract's headline
 gains (+24.5 points adversarial training, +8.2 points "standard" training, CIFAR-10).
 """
@@ -18,7 +18,7 @@ from repro_shared.experiments import Claim
 NRS_METHODS = ("nrs", "imp-nrs")
 MODE_TITLES = {"fgsm": "FGSM + GradAlign", "crown-ibp": "CROWN-IBP"}
 # The abstract's headline gains on CIFAR-10 (points of certified accuracy). Which released mode "standard training"
-# means is not stated anywhere we could read (notes §3); we compare it with CROWN-IBP, the other released mode.
+# means is not stated anywhere we could read; we compare it with CROWN-IBP, the other released mode.
 PAPER_GAIN = {"fgsm": 24.5, "crown-ibp": 8.2}
 
 

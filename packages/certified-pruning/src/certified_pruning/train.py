@@ -1,7 +1,7 @@
 """Training modes of the paper: natural, FGSM + GradAlign adversarial training, CROWN-IBP certified training,
 with the ε schedule of the released code and the NRS / RS ReLU-stability regularisers.
 
-Sources (notes §2.3–2.5, §2.8): `fgsm_train.py`, `grad_align.py`, `lirpa_train.py`, `bound_prop.py`,
+Sources: `fgsm_train.py`, `grad_align.py`, `lirpa_train.py`, `bound_prop.py`,
 `auto_LiRPA/eps_scheduler.py` (SmoothedScheduler).
 """
 
@@ -139,7 +139,7 @@ def interval_relu_inputs(model: nn.Sequential, x: torch.Tensor, eps: float) -> l
 
 def nrs_loss(model: nn.Sequential, x: torch.Tensor, eps: float, gamma_pow: float = 2.0,
              delta: float = 1e-20) -> torch.Tensor:
-    """NRS regulariser (notes §2.8, FGSM path `bound_prop.py:51-106`): Σ −tanh(1 + l·u/(γ_c^p + δ)) / #elements.
+    """NRS regulariser (FGSM path `bound_prop.py:51-106`): Σ −tanh(1 + l·u/(γ_c^p + δ)) / #elements.
 
     l, u: IBP bounds of each ReLU input over the full-ε ball; γ_c: the BN scale of the channel (detached), used only
     for ReLUs fed by a BN; ReLUs after a Linear use −tanh(1 + l·u). gamma_pow = 0 gives the RS loss.

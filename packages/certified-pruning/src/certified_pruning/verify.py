@@ -1,4 +1,4 @@
-"""Complete verification of L∞ robustness, following the protocol of the paper's α,β-CROWN runs (§2.11 of the notes):
+"""Complete verification of L∞ robustness, following the protocol of the paper's α,β-CROWN runs:
 
 clean check → PGD attack → α-CROWN → ReLU-split branch and bound on the labels still open, sorted by PGD margin.
 Branch and bound bounds each domain by CROWN with its splits imposed on the intermediate bounds (`relaxation`),

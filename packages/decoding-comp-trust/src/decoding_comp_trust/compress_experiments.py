@@ -22,6 +22,7 @@ from repro_shared.logging import get_logger
 from .compress.api import STORAGES
 from .compress.calibration import CalibrationConfig, check_source_name, load_texts, token_windows
 from .compress.settings import CompressSettings, parse_setting
+from .data import COMPRESS_DATASETS
 
 log = get_logger(__name__)
 TINY = "tiny-random"
@@ -432,4 +433,4 @@ def compress_experiments() -> list[Experiment]:
     return [Experiment("compress", "compress a causal LM through the paper's grid: GPTQ/AWQ/AutoRound/RTN at 3/4/8 "
                        "bits, magnitude/SparseGPT/Wanda at 50% (2:4, 4:8, 1:2, unstructured) × calibration seeds",
                        {"smoke": _smoke(), "quick": CompressConfig(), "paper": _paper()}, run_compress,
-                       preflight=preflight)]
+                       preflight=preflight, datasets=COMPRESS_DATASETS)]

@@ -17,6 +17,7 @@ from repro_shared.errors import ConfigError
 from repro_shared.experiments import Claim, Experiment
 from repro_shared.logging import get_logger
 
+from .data import TRUST_DATASETS
 from .trust import report
 from .trust.common import Limits
 from .trust.engine import GenerationCache, HFEngine, check_causal_lm_folder, model_fingerprint
@@ -242,7 +243,7 @@ def _markdown(table: list, diffs: list, refusals: list, scorer_name: str, missin
 
 
 def claims(models: list[dict[str, Any]]) -> list[Claim]:
-    """The direction-of-effect claims of the paper (notes §4.3) checked on this run's models, where present."""
+    """The direction-of-effect claims of the paper checked on this run's models, where present."""
     diffs = {row["setting"]: row for row in report.difference_table(models)}
     meta = {m["name"]: m["meta"] for m in models}
 
@@ -301,7 +302,7 @@ def trust_experiments() -> list[Experiment]:
                              compressed_runs=("runs/decoding-comp-trust/compress/paper-seed0",)),
     }
     return [Experiment("trust", "dense and compressed models on the 8 DecodingTrust perspectives + MMLU (Table/Fig. 2)",
-                       scales, run_trust, preflight=preflight)]
+                       scales, run_trust, preflight=preflight, datasets=TRUST_DATASETS)]
 
 
 def _quick_compressed_runs() -> tuple[str, ...]:

@@ -232,7 +232,7 @@ def _run_dln1(config, ctx, data, template, scoring, model, tokenizer) -> dict:
             "total_eps": float("inf")}
 
 
-PAPER_TABLE = {  # main table, DaVinci-003 test accuracy % (Vicuna-7b generates); from the notes
+PAPER_TABLE = {  # main table, DaVinci-003 test accuracy % (Vicuna-7b generates), from the paper
     "sst2": {"icl": 94.7, "opt": 92.4, "0-shot": 92.4, "dp-opt": 92.2, "dln-1": 92.7},
     "trec": {"icl": 79.1, "opt": 71.5, "0-shot": 51.8, "dp-opt": 68.7, "dln-1": 70.7},
     "mpqa": {"icl": 88.8, "opt": 85.8, "0-shot": 84.5, "dp-opt": 85.8, "dln-1": 81.4},
@@ -293,6 +293,7 @@ PAPER = DPOptConfig(model="lmsys/vicuna-7b-v1.3")
 
 def experiments() -> list[Experiment]:
     """Every experiment this package registers (each with smoke, quick and paper configs)."""
+    from .data import datasets
     main = {"smoke": SMOKE, "quick": QUICK, "paper": PAPER}
     transfer = {"smoke": replace(SMOKE, eval_models=("tiny-random:1",), methods=("0-shot", "dp-opt")),
                 # the only model available offline is SmolLM2 itself: quick transfer evaluates it in bfloat16
@@ -302,8 +303,8 @@ def experiments() -> list[Experiment]:
                                                      "meta-llama/Llama-2-70b-chat-hf"))}
     return [
         Experiment("main-table", "0-shot / ICL / OPT / DP-OPT / DLN-1 prompts for one task (paper's main table)", main,
-                   run_dp_opt, check_inputs),
+                   run_dp_opt, check_inputs, datasets=datasets()),
         Experiment("transfer", "DP-OPT and 0-shot prompts evaluated on further models (paper's transfer table)",
-                   transfer, run_dp_opt, check_inputs),
+                   transfer, run_dp_opt, check_inputs, datasets=datasets()),
     ]
 

@@ -194,7 +194,7 @@ def icl_prompt(train: Sequence[Example], label_words: Sequence[str], num_demos: 
 
 @dataclass(frozen=True)
 class DLN1Settings:
-    """DLN-1's hyperparameters; defaults are the released code's ``sweeps/*/dln1.yml`` (notes 1 and 2.7)."""
+    """DLN-1's hyperparameters; defaults are the released code's ``sweeps/*/dln1.yml``."""
 
     steps: int = 20
     num_candidates: int = 20  # backward meta-prompts (= candidate prompts) per step
@@ -233,7 +233,7 @@ def dln1(model, tokenizer, data: TaskData, template: TaskTemplate, settings: DLN
          scoring: ScoringOptions) -> DLN1Result:
     """The DLN-1 baseline (Sordoni et al. 2023) as the released DP-OPT code runs it (``ape_mode=bwd``); NOT private.
 
-    Notes ``shared/papers/dp-opt.md``, section 2.7 "DLN-1" (and 1, ``dln1.yml``; 2.3 for the backward template).
+    Settings from the released code's ``dln1.yml`` sweeps; the backward meta-prompt is the released template.
     Starting from the init instruction π, each of ``steps`` steps:
 
     1. samples ``num_candidates · num_demos`` training records without replacement and evaluates the current π on
@@ -245,7 +245,7 @@ def dln1(model, tokenizer, data: TaskData, template: TaskTemplate, settings: DLN
        holdout, and adopts the best if its holdout accuracy beats the current instruction's;
     4. stops early once ``patience`` steps (cumulative) brought no improvement.
 
-    The holdout accuracy of π0 is the bar of the first step (assumption: the notes say "adopt the best if it
+    The holdout accuracy of π0 is the bar of the first step (assumption: the paper says "adopt the best if it
     improves" without saying how the starting instruction is scored).
     """
     scoring = replace(scoring, item_names=False)

@@ -1,5 +1,5 @@
-"""Step 3 of S2L: SecMI membership inference (notes §2.3) and data extraction with the (k, ℓ2, δ)-Eidetic criterion
-(notes §2.4, Carlini et al. 2023 Def. 2).
+"""Step 3 of S2L: SecMI membership inference and data extraction with the (k, ℓ2, δ)-Eidetic criterion
+(Carlini et al. 2023 Def. 2).
 
 SecMI_stat (``SecMI/src/mia/secmi.py``): z0 = VAE posterior sample × scale; deterministic DDIM inversion (η = 0, own
 caption, no CFG) over t = 0, k, 2k, …, t_sec; then one inversion step t_sec → t_sec + k and one denoising step
@@ -41,7 +41,7 @@ class SecMIConfig:
 
 
 def ddim_step(x: torch.Tensor, eps: torch.Tensor, alpha_from: torch.Tensor, alpha_to: torch.Tensor) -> torch.Tensor:
-    """One deterministic DDIM (η = 0) move from ᾱ_from to ᾱ_to: up (inversion) or down (denoising), notes §2.3.4."""
+    """One deterministic DDIM (η = 0) move from ᾱ_from to ᾱ_to: up (inversion) or down (denoising)."""
     x0 = (x - (1 - alpha_from).sqrt() * eps) / alpha_from.sqrt()
     return alpha_to.sqrt() * x0 + (1 - alpha_to).sqrt() * eps
 

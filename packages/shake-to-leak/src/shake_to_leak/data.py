@@ -1,4 +1,4 @@
-"""Offline private domains with known members (in pre-training) and held-out non-members (notes §4.3, §4.5.2).
+"""Offline private domains with known members (in pre-training) and held-out non-members.
 
 A domain is named by a spec string:
 

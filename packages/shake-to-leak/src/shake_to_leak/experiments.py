@@ -47,7 +47,7 @@ MAIN_ROWS = ("pretrained", "ood", "end-to-end", "dreambooth", "textual-inversion
              "dreambooth+hypernetwork", "dreambooth+lora")
 ROW_KEYS = {"rank": "lora_rank", "tokens": "ti_tokens", "std": "perturb_std"}
 
-# The paper's Table 1 (notes §3.1): AUC, TPR@1%FPR, extraction Num per row.
+# The paper's Table 1: AUC, TPR@1%FPR, extraction Num per row.
 PAPER_TABLE = {
     "pretrained": (0.712, 0.167, 0.0), "ood": (0.682, 0.158, 0.0), "end-to-end": (0.722, 0.167, 0.0),
     "dreambooth": (0.758, 0.172, 12.7), "textual-inversion": (0.738, 0.169, 14.6), "hypernetwork": (0.734, 0.168, 4.4),
@@ -58,7 +58,7 @@ PAPER_TABLE = {
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    """Fine-tuning settings shared by the rows (defaults: the released scripts, notes §2.2; per-method lrs)."""
+    """Fine-tuning settings shared by the rows (defaults: the released scripts; per-method lrs)."""
 
     steps: int = 50_000  # 100 epochs × 2000 SP images / batch 4
     batch_size: int = 4

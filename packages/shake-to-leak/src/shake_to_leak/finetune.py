@@ -1,6 +1,6 @@
 """Step 2 of Shake to Leak (paper §3, Table 1): fine-tune a Stable Diffusion pipeline on the synthetic private set.
 
-Every method shares the released ``s2l.py`` recipe (notes §2.2): one instance prompt for all images, the latent
+Every method shares the released ``s2l.py`` recipe: one instance prompt for all images, the latent
 diffusion epsilon-prediction loss (VAE posterior sample × ``scaling_factor``, ``t ~ U{0..T-1}``, ``add_noise`` from a
 ``DDPMScheduler`` built from the pipeline's scheduler config, MSE with mean reduction), AdamW (β 0.9/0.999, weight
 decay 1e-2, ε 1e-8), constant learning rate, gradient-norm clip 1.0, fp32. The methods differ only in what is trained:
@@ -55,7 +55,7 @@ METHODS = (
 META_FILE = "finetune.json"
 FORMAT_VERSION = 1
 
-# The released scripts (notes §1.3, §2.2): 100 epochs of 2000 SP images at batch 4 (lora_db.sh: batch 2), lr 1e-6.
+# The released scripts: 100 epochs of 2000 SP images at batch 4 (lora_db.sh: batch 2), lr 1e-6.
 _PAPER_EPOCHS, _PAPER_SP_IMAGES = 100, 2000
 
 
@@ -125,7 +125,7 @@ def _require_int(config: FinetuneConfig, name: str, minimum: int) -> None:
 
 
 def paper_defaults(method: str) -> FinetuneConfig:
-    """The paper/released-code settings of ``method`` (notes §2.2, §3.3); *(inferred)* values are marked in the README.
+    """The paper/released-code settings of ``method``; *(inferred)* values are marked in the README.
 
     All: AdamW lr 1e-6, batch 4, 100 epochs over 2000 SP images = 50k steps. ``dreambooth+*``: batch 2 (lora_db.sh),
     so 100k steps. LoRA r=8, α=32 (lora.sh). Textual Inversion: 12 tokens (9.2K = 12 × 768 params), lr 5e-4 (the
@@ -324,7 +324,7 @@ def _train(
     progress: bool,
     checkpoint: Path,
 ) -> list[float]:
-    """Latent-diffusion noise-prediction training (notes §2.2); returns the loss of every step.
+    """Latent-diffusion noise-prediction training; returns the loss of every step.
 
     Every ``config.checkpoint_every`` steps the trained tensors, optimiser, RNG and batch-order state go to
     ``checkpoint``; a later call with the same config and prompt continues from there with identical results.

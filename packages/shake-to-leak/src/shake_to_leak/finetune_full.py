@@ -24,7 +24,7 @@ class FullWeights:
     """DreamBooth (UNet + text encoder, s2l.py ``--train_text_encoder``) and End-to-End (+ ``--train_vae``).
 
     Like s2l.py, no prior-preservation loss is used. Unlike s2l.py, ``train_text_encoder=False`` really trains the
-    UNet (the released code gave the optimiser ``vae.parameters()`` in that case, notes §5.5).
+    UNet (the released code gave the optimiser ``vae.parameters()`` in that case).
     """
 
     def __init__(self, vae: bool) -> None:
@@ -54,7 +54,7 @@ class FullWeights:
 class GaussianPerturbation:
     """The paper's "shake without data" control (§5, Gaussian table): θ ← θ + N(0, ε²) on every UNet weight.
 
-    ε is absolute (the paper's "ε of standard deviation" is ambiguous, notes §2.2); the noise is drawn from a CPU
+    ε is absolute (the paper's "ε of standard deviation" is ambiguous); the noise is drawn from a CPU
     generator seeded with ``config.seed``, parameter by parameter in ``named_parameters`` order.
     """
 

@@ -1,6 +1,6 @@
 """Hypernetwork and DreamBooth+Hypernetwork for S2L (Table 1: 45M params on SD; no released code).
 
-AUTOMATIC1111/NovelAI-style hypernetwork *(inferred from the parameter count, notes §2.2)*: two residual MLPs, one
+AUTOMATIC1111/NovelAI-style hypernetwork *(inferred from the parameter count)*: two residual MLPs, one
 for the key input and one for the value input of every cross-attention layer, c_k = c + MLP_k(c), c_v = c + MLP_v(c),
 where c is the text-encoder context; one pair per context width, shared by all cross-attention layers (as A1111).
 Layer structure [1, m, m, 1] × context width with ReLU between layers (m = ``hypernet_hidden_mult``, 2 gives the

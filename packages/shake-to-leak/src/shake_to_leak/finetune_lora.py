@@ -2,12 +2,12 @@
 
 Adapters: UNet attention (``to_q/to_k/to_v/to_out.0`` by default), CLIP text-encoder projections
 (``q_proj/k_proj/v_proj/out_proj``) when ``train_text_encoder``, and, for ``lora`` (``lora_vae``), the VAE's attention —
-``lora.sh`` asked for VAE LoRA but gave peft no target modules and crashed (notes §5.5); here it has explicit targets.
+``lora.sh`` asked for VAE LoRA but gave peft no target modules and crashed; here it has explicit targets.
 
 Artefact: one peft adapter folder per component, ``<component>_lora/`` with ``adapter_config.json`` (rank, alpha,
 targets) and ``adapter_model.safetensors``; loading injects the same adapters with ``peft.inject_adapter_in_model`` and
 sets their weights with ``set_peft_model_state_dict`` (the released code saved adapters that its attack could not
-load, notes §5.4). peft is used directly rather than diffusers' ``load_lora_weights`` because with transformers 5.24
+load). peft is used directly rather than diffusers' ``load_lora_weights`` because with transformers 5.24
 that route loads text-encoder adapters through ``transformers``' ``load_adapter``, which refuses peft < 0.22.
 """
 

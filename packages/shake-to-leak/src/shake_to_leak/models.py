@@ -1,5 +1,5 @@
 """The attacked text-to-image latent diffusion model: a tiny one built from config (quick/smoke) or any diffusers
-Stable Diffusion pipeline by Hub id or folder (paper: ``CompVis/stable-diffusion-v1-1``, notes §4.1, §4.4).
+Stable Diffusion pipeline by Hub id or folder (paper: ``CompVis/stable-diffusion-v1-1``).
 
 The tiny model keeps SD's structure: a ``CLIPTextModel`` (own small config, the exact CLIP BPE tokenizer), a
 ``UNet2DConditionModel`` with cross-attention, and an ``AutoencoderKL`` (f = 2 instead of SD's 8: 16×16 RGB images,
@@ -209,7 +209,7 @@ def latent_scale(pipe: Any) -> float:
 
 def encode(pipe: Any, images: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None
            ) -> torch.Tensor:
-    """z0 = VAE posterior sample (or mode) × scaling factor, as SD training and SecMI do (notes §2.2, §2.3)."""
+    """z0 = VAE posterior sample (or mode) × scaling factor, as SD training and SecMI do."""
     dist = pipe.vae.encode(images.to(pipe.vae.device, pipe.vae.dtype)).latent_dist
     z = dist.sample(generator=generator) if sample else dist.mode()
     return z * latent_scale(pipe)

@@ -1,4 +1,4 @@
-"""Pre-training of the tiny text-to-image model (the stand-in for SD v1.1's LAION pre-training, notes §4.4.1).
+"""Pre-training of the tiny text-to-image model (the stand-in for SD v1.1's LAION pre-training).
 
 Two stages as in latent diffusion: (1) the near-identity ``AutoencoderKL`` (reconstruction + a tiny KL term), after
 which ``scaling_factor`` is set to 1/std of the latents (SD's 0.18215 was chosen the same way); (2) the UNet and the

@@ -9,7 +9,7 @@ from .data import DataConfig
 from .models import ModelConfig
 from .pretrain import PretrainConfig
 
-# Six domains: four photos (tiles), one digit class, LFW faces; 20 members + 20 non-members each (notes §4.3).
+# Six domains: four photos (tiles), one digit class, LFW faces; 20 members + 20 non-members each.
 QUICK_DOMAINS = ("photo:chelsea", "photo:astronaut", "photo:coffee", "photo:rocket", "digit:7", "lfw:faces")
 
 SMOKE_MODEL = ModelConfig(resolution=8, unet_channels=(8, 16), text_hidden=16, text_layers=1, text_heads=2,

@@ -1,4 +1,4 @@
-"""Robustness to adversarial demonstrations (notes §3.5): counterfactual, spurious (HANS), backdoor demonstrations.
+"""Robustness to adversarial demonstrations: counterfactual, spurious (HANS), backdoor demonstrations.
 
 AdvDemo = 100 × mean(counterfactual acc over the 6 `_cf` tasks, spurious acc over 12 heuristic×bias sets,
 backdoor 1 − ASR over 4 methods × 3 setups), each averaged over its seeds. Spurious data is absent offline: the

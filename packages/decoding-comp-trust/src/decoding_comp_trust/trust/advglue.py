@@ -1,4 +1,4 @@
-"""Adversarial robustness, AdvGLUE++ (notes §3.3): sst2/qqp/mnli adversarial examples against 3 source models.
+"""Adversarial robustness, AdvGLUE++: sst2/qqp/mnli adversarial examples against 3 source models.
 
 AdvGLUE++ = 100 × unweighted mean accuracy over the 9 (source model, task) pairs; unparsable answers (−1) are wrong
 and counted as refusals. The data files are ≥ 4 MiB and absent from the offline copy: then "not evaluated".

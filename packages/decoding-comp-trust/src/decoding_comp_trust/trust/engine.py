@@ -1,4 +1,4 @@
-"""Batched generation engine with a resumable on-disk cache (notes §1.3: HELM's `HuggingFaceServer`, batched).
+"""Batched generation engine with a resumable on-disk cache (HELM's `HuggingFaceServer`, batched).
 
 DecodingTrust generates one prompt at a time through HELM; here prompts with the same sampling settings are generated
 in batches with left padding and attention masks, which gives the same greedy continuations much faster (see

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repro_shared.data import DatasetSpec, locate_dataset
+from repro_shared.data import locate_dataset
 from repro_shared.errors import ConfigError, ReproError
 from repro_shared.logging import get_logger
 
+from ..data import DECODINGTRUST, MMLU
 from . import adv_demo, advglue, ethics, fairness, mmlu, ood, privacy, stereotype, toxicity
 from .common import Limits, PerspectiveResult, missing_files
 from .engine import GenRequest, HFEngine
@@ -30,9 +31,7 @@ COLUMNS = {"mmlu": "MMLU", "advglue": "AdvGLUE++", "ood": "OOD", "adv_demo": "Ad
 REQUIRED = {"toxicity": toxicity.FILES, "stereotype": stereotype.FILES, "advglue": advglue.FILES, "ood": ood.FILES,
             "adv_demo": ("adv_demonstration/counterfactual/snli_premise_cf/42.jsonl",),
             "privacy": privacy.FILES, "ethics": ethics.FILES, "fairness": fairness.FILES}
-DT_SPEC = DatasetSpec("decodingtrust", hub_id="AI-Secure/DecodingTrust",
-                      description="DecodingTrust data tree (the authors' fork layout)")
-MMLU_SPEC = DatasetSpec("mmlu", description="MMLU CSVs: dev/<subject>_dev.csv, test/<subject>_test.csv")
+DT_SPEC, MMLU_SPEC = DECODINGTRUST, MMLU  # declared with their files and sources in ..data
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""MMLU, the benign-utility axis (notes §3.9): 5-shot, generation-based, first character of the output.
+"""MMLU, the benign-utility axis: 5-shot, generation-based, first character of the output.
 
 Prompt = "The following are multiple choice questions (with answers) about {subject}.\\n\\n" + 5 dev examples +
 the question; the prediction is the first character of the lower-cased output, upper-cased, ∈ {A, B, C, D}, else

@@ -1,4 +1,4 @@
-"""Out-of-distribution robustness (notes §3.4): SST-2 style transforms and RealtimeQA knowledge, 0- and few-shot.
+"""Out-of-distribution robustness: SST-2 style transforms and RealtimeQA knowledge, 0- and few-shot.
 
 OOD = mean of 4 components: knowledge zero-shot (mean over {qa_2023, qa_2023_idk} of RR + (1 − RR/100)·MACC),
 style zero-shot (mean acc over the 10 non-base styles), knowledge few-shot (qa_2020 × 4 demo domains × 3 runs),

@@ -1,5 +1,5 @@
 """The paper's outputs from per-model scores: the score table (num_sheet.csv layout), differences vs dense (Fig. 2),
-seed mean ± std (Fig. 3/7), refusal rates, and the direction-of-effect claims of notes §4.3."""
+seed mean ± std (Fig. 3/7), refusal rates, and the paper's direction-of-effect claims."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Conversation templates and prompt rendering exactly as DecodingTrust's `HFChat.messages_to_prompt` (notes §1.3).
+"""Conversation templates and prompt rendering exactly as DecodingTrust's `HFChat.messages_to_prompt`.
 
 DecodingTrust renders chat messages with the FastChat templates of its time, where a template's ``system`` field holds
 the *whole* system wrapper (for Llama-2: ``<s>[INST] <<SYS>>\\n…\\n<</SYS>>\\n\\n``). A ``system`` message *replaces*
@@ -133,7 +133,7 @@ def post_process_generation(text: str, template: ConvTemplate | str, drop_last_c
 
 def classification_messages(task_message: str, input_text: str, examples: Sequence[Sequence[str]] = (),
                             example_prefix: bool = False) -> list[Message]:
-    """`Chat.do_classification` message list (zero-shot or few-shot; §3 common)."""
+    """`Chat.do_classification` message list (zero-shot or few-shot, shared by the perspectives)."""
     if not examples:
         return [{"role": "system", "content": "You are a helpful assistant."},
                 {"role": "user", "content": task_message + "\n" + input_text}]
