@@ -99,6 +99,18 @@ def test_resume_with_other_settings_is_refused(demo_env, tmp_path, capsys):
     (["run", "demo:needs-data"], "demo-set"),
     (["run", "demo:line", "--device", "cuda"], "CUDA is not available"),
     (["run"], "no experiment given"),
+    (["run", "demo:line", "--name", "../x"], "--name '../x': not a plain directory name"),
+    (["run", "demo:line", "--name", "a/b"], "not a plain directory name"),
+    (["run", "demo:line", "--seed", "-1"], "--seed -1: out of range"),
+    (["run", "demo:line", "--seed", str(2**32)], f"--seed {2**32}: out of range"),
+    (["run", "demo:line", "--grid", "seed=0,4294967296"], "out of range"),
+    (["run", "demo:line", "--dtype", "bf16"], "--dtype bf16: demo:line does not honour it"),
+    (["run", "demo:line", "--set", "learning_rate=nan"], "learning_rate='nan' is not a finite number"),
+    (["run", "demo:line", "--grid", "learning_rate=0.1,inf"], "--grid learning_rate: learning_rate='inf' is not a"),
+    (["run", "demo:line", "--grid", "stepz=1,2"], "--grid stepz: unknown config key 'stepz'"),
+    (["run", "demo:line", "--launcher", "slurm"], "no `sbatch` on PATH"),
+    (["run", "demo:line", "--dry-run"], "--dry-run prints SLURM job scripts (add --launcher slurm)"),
+    (["run", "demo:line", "--launcher", "slurm", "--slurm-time-min", "0"], "--slurm-time-min 0: must be at least 1"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(demo_env, run_cli, tmp_path, args, message):
     result = run_cli([*args, "--out", str(tmp_path / "runs")] if args[0] == "run" else args, demo_env, tmp_path)
@@ -106,6 +118,65 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(demo_env, run_cli, tmp_
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_preset_errors_name_the_preset(demo_env, run_cli, tmp_path):
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("overrides:\n  stepz: 3\n")
+    result = run_cli(["run", "demo:line", "--config", str(preset), "--out", str(tmp_path / "runs")], demo_env, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"repro: error: --config {preset}: unknown config key 'stepz'"), result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("where", ["file", "under-file", "proc"])
+def test_unusable_out_is_one_line_exit_2_and_writes_nothing(demo_env, run_cli, tmp_path, where):
+    file = tmp_path / "file"
+    file.write_text("")
+    out = {"file": file, "under-file": file / "runs", "proc": "/proc/repro-test-runs"}[where]
+    if where == "proc" and not __import__("os").path.isdir("/proc"):
+        pytest.skip("no /proc here")
+    result = run_cli(["run", "demo:line", "--scale", "smoke", "--out", str(out)], demo_env, tmp_path)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    expected = "is not writable" if where == "proc" else "is a file, not a directory"
+    assert len(lines) == 1 and f"--out {out}" in lines[0] and expected in lines[0], result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"] and file.read_text() == ""
+
+
+def test_hints_name_only_flags_that_exist():
+    """Every `--flag` in an error raised by the shared layer is an option of some repro command."""
+    import ast
+    import re
+    from pathlib import Path
+
+    import repro_shared
+    from repro_shared.cli import build_parser
+
+    parser = build_parser()
+    flags = {option for action in parser._actions for option in action.option_strings}
+    for sub in parser._subparsers._group_actions[0].choices.values():
+        flags |= {option for action in sub._actions for option in action.option_strings}
+    named = set()
+    for path in Path(repro_shared.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "").endswith("Error"):
+                texts = [n.value for arg in node.args for n in ast.walk(arg)
+                         if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+                named |= {(flag, path.name) for text in texts if not re.search(r"\b(pip|uv) ", text)  # their flags
+                          for flag in re.findall(r"(?<![\w-])--[a-z][a-z-]*[a-z]", text)}
+    assert len(named) > 10  # the walk finds the hints
+    assert {(flag, where) for flag, where in named if flag not in flags} == set()
+
+
+def test_cli_parser_and_runless_commands_import_no_heavy_library(demo_env, tmp_path):
+    code = ("import sys; from repro_shared.cli import build_parser, main; build_parser(); "
+            "assert 'torch' not in sys.modules, 'building the parser imports torch'; "
+            "assert main(['list']) == 0; assert main(['run', 'demo:nope']) == 2; "
+            "heavy = {'matplotlib', 'scipy', 'submitit', 'transformers', 'repro_shared.device'}; "
+            "assert not heavy & set(sys.modules), sorted(heavy & set(sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], env=demo_env, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 def test_missing_data_names_where_it_looked(demo_env, tmp_path, capsys):
@@ -169,8 +240,8 @@ def test_auto_runs_on_the_gpu_without_code_changes(demo_env, tmp_path):
 
     assert main(["run", "demo:line", "--scale", "smoke", "--out", str(tmp_path)]) == 0
     device = yaml.safe_load((tmp_path / "demo" / "line" / "smoke-seed0" / "config.yaml").read_text())["device"]
-    assert device["device"].startswith("cuda")
-    assert device["dtype"] == ("bfloat16" if torch.cuda.is_bf16_supported() else "float32")
+    assert device["device"].startswith("cuda") and torch.cuda.is_available()
+    assert device["dtype"] == "experiment's own"  # demo:line declares no dtypes: its model stays in float32
 
 
 def test_non_zero_ranks_of_a_multi_process_launch_write_nothing(demo_env, tmp_path, monkeypatch):

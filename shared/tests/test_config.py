@@ -77,3 +77,51 @@ def test_grid_is_the_cartesian_product():
     assert expand_grid({}) == [{}]
     with pytest.raises(ConfigError):
         parse_grid(["seed="])
+
+
+@dataclass(frozen=True)
+class Optimiser:
+    lr: float = 0.1
+    betas: tuple[float, ...] = (0.9, 0.99)
+    clip: float | None = None
+
+
+@dataclass(frozen=True)
+class Training:
+    epochs: int = 1
+    optimiser: Optimiser = field(default_factory=Optimiser)
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("optimiser.lr", "nan"), ("optimiser.lr", ".inf"), ("optimiser.lr", "-inf"), ("optimiser.lr", float("nan")),
+    ("optimiser.betas", "[0.9, nan]"), ("optimiser.clip", "inf"),
+])
+def test_non_finite_floats_are_refused_naming_the_key(key, value):
+    with pytest.raises(ConfigError, match=f"--set: {key}=.* is not a finite number"):
+        apply_overrides(Training(), {key: value})
+
+
+def test_non_finite_defaults_are_refused_too():
+    bad = Training(optimiser=Optimiser(lr=float("inf")))  # a package's own scale config
+    with pytest.raises(ConfigError, match=r"config: optimiser\.lr=inf is not a finite number"):
+        apply_overrides(bad, {})
+
+
+def test_errors_name_the_real_source_of_an_override(tmp_path):
+    assert apply_overrides(Config(), {"steps": "2", "name": "y"}, {"steps": "--config p.yaml"}).steps == 2
+    with pytest.raises(ConfigError, match=r"^--config p.yaml: unknown config key 'stepz'"):
+        apply_overrides(Config(), {"stepz": "2"}, {"stepz": "--config p.yaml"})
+    with pytest.raises(ConfigError, match=r"^--grid steps: steps='x' is not a valid int"):
+        apply_overrides(Config(), {"steps": "x"}, {"steps": "--grid steps"})
+    with pytest.raises(ConfigError, match=r"^--set: steps='x'"):
+        apply_overrides(Config(), {"steps": "x"}, {})
+
+
+def test_preset_with_bad_overrides_or_scale_is_refused(tmp_path):
+    preset = tmp_path / "p.yaml"
+    preset.write_text("overrides: 3\n")
+    with pytest.raises(ConfigError, match="'overrides' must map config keys to values"):
+        load_preset(preset)
+    preset.write_text("scale: huge\n")
+    with pytest.raises(ConfigError, match=f"--config {preset}: unknown scale 'huge'"):
+        load_preset(preset)

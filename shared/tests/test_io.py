@@ -57,3 +57,20 @@ def test_jsonl_append_survives_a_torn_last_line(tmp_path):
     io.append_jsonl(path, [{"d": 4}])  # starts on a fresh line, so the new record is readable
     assert io.read_jsonl(path) == [{"a": 1}, {"b": [2, 3]}, {"d": 4}]
     assert path.read_text().count("\n") == 4
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_atomic_files_and_directories_follow_the_umask(tmp_path, umask):
+    import os
+    import stat
+
+    old = os.umask(umask)
+    try:
+        io.atomic_write_text(tmp_path / "f.txt", "x")
+        with io.atomic_directory(tmp_path / "d"):
+            pass
+        assert io.current_umask() == umask
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.txt").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o777 & ~umask

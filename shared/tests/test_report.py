@@ -17,6 +17,7 @@ import yaml
 from repro_shared import report
 from repro_shared.errors import NotFoundError
 from repro_shared.experiments import Claim
+from repro_shared.logging import read_metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # A valid 1x1 PNG, standing in for a figure an experiment saved.
@@ -138,9 +139,36 @@ def test_metric_series_uses_step_or_record_index_and_skips_non_numbers() -> None
     records = [{"step": None, "time": 0.0, "a": 1.0, "s": "text", "flag": True},
                {"step": None, "time": 0.1, "a": float("nan"), "b": 2},
                {"step": None, "time": 0.2, "a": 3.0}]
-    assert report.metric_series(records) == {"a": ([0, 2], [1.0, 3.0]), "b": ([1], [2.0])}
+    assert report.metric_series(records) == {"a": {"text": ([0], [1.0]), "": ([2], [3.0])}, "b": {"": ([1], [2.0])}}
     stepped = [{"step": 10, "time": 0.0, "a": 1.0}, {"step": 20, "time": 0.1, "a": 0.5}]
-    assert report.metric_series(stepped) == {"a": ([10, 20], [1.0, 0.5])}
+    assert report.metric_series(stepped) == {"a": {"": ([10, 20], [1.0, 0.5])}}
+
+
+def test_metric_series_draws_one_line_per_model_and_never_plots_counters() -> None:
+    records = [{"step": step, "time": 0.1 * step, "iteration": step, "epoch": 0, "model": model, "loss": loss}
+               for step, model, loss in [(1, "armin", 0.5), (1, "lstm", 0.9), (2, "armin", 0.2), (2, "lstm", 0.7)]]
+    assert report.metric_series(records) == {"loss": {"armin": ([1, 2], [0.5, 0.2]), "lstm": ([1, 2], [0.9, 0.7])}}
+    # an integer index that counts records (certified-pruning's image=...) is the x axis, not a metric
+    indexed = [{"image": i, "seconds": s, "status": "verified"} for i, s in [(3, 0.5), (4, 0.25), (5, 1.0)]]
+    assert report.metric_series(indexed) == {"seconds": {"verified": ([3, 4, 5], [0.5, 0.25, 1.0])}}
+    # an integer metric that does not count records is plotted
+    counts = [{"step": 1, "correct": 7}, {"step": 2, "correct": 7}, {"step": 3, "correct": 9}]
+    assert report.metric_series(counts) == {"correct": {"": ([1, 2, 3], [7.0, 7.0, 9.0])}}
+
+
+def test_metrics_figure_has_one_panel_per_metric_and_one_line_per_model(tmp_path: Path) -> None:
+    from repro_shared.io import append_jsonl
+
+    append_jsonl(tmp_path / "metrics.jsonl", [
+        {"step": s, "time": s, "epoch": 1, "model": m, "loss": 1 / (s + i), "acc": s * 0.1}
+        for s in range(1, 4) for i, m in enumerate(("armin", "lstm", "gru"))])
+    figure = report.plot_metrics(tmp_path / "metrics.jsonl", tmp_path / "m.png")
+    assert figure is not None and figure.read_bytes()[:4] == b"\x89PNG"
+    records = read_metrics(tmp_path / "metrics.jsonl")
+    panels = {axes.get_title(): [line.get_label() for line in axes.get_lines()]
+              for axes in report.metrics_figure(records).axes}
+    assert panels == {"loss": ["armin", "lstm", "gru"], "acc": ["armin", "lstm", "gru"]}
+    assert report.metrics_figure(records).axes[0].get_xlabel() == "step"
 
 
 def test_import_is_light() -> None:

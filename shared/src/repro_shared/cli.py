@@ -17,6 +17,7 @@ from .errors import ReproError
 from .experiments import ALL_SCALES, SCALE_HELP
 
 if TYPE_CHECKING:
+    from .launch import SlurmOptions
     from .runs import RunOptions
 
 EPILOG = """examples:
@@ -86,11 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run the Cartesian product of values; 'seed' is a key too; repeatable")
     run.add_argument("--launcher", default="local", choices=["local", "submitit-local", "slurm"],
                      help="where grid points run: this process, local subprocesses, or SLURM jobs")
-    run.add_argument("--slurm-partition")
-    run.add_argument("--slurm-account")
-    run.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per job (default 1)")
+    run.add_argument("--dry-run", action="store_true", help="with --launcher slurm: print the job scripts, submit none")
+    run.add_argument("--slurm-partition", help="SLURM partition of every job (default: the cluster's)")
+    run.add_argument("--slurm-account", help="SLURM account charged (default: yours)")
+    run.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per job (default 1; 0 for CPU jobs)")
     run.add_argument("--slurm-cpus", type=int, default=8, help="CPUs per job (default 8)")
-    run.add_argument("--slurm-mem-gb", type=int, default=64)
+    run.add_argument("--slurm-mem-gb", type=int, default=64, help="memory per job in GB (default 64)")
     run.add_argument("--slurm-time-min", type=int, default=240, help="job time limit in minutes (default 240)")
 
     report = commands.add_parser(
@@ -200,7 +202,10 @@ def _options(args: argparse.Namespace, experiment_preset: dict) -> RunOptions:
     from .runs import RunOptions
     from .sources import data_dir
 
-    overrides = {**experiment_preset.get("overrides", {}), **parse_assignments(args.assignments)}
+    preset_overrides = experiment_preset.get("overrides", {})
+    assignments = parse_assignments(args.assignments)
+    overrides = {**preset_overrides, **assignments}
+    sources = {key: "--set" if key in assignments else f"--config {args.config}" for key in overrides}
     scale = args.scale or experiment_preset.get("scale") or "quick"
     if scale not in ALL_SCALES:
         raise ReproError(f"unknown scale {scale!r}", f"use one of {', '.join(ALL_SCALES)}")
@@ -209,13 +214,25 @@ def _options(args: argparse.Namespace, experiment_preset: dict) -> RunOptions:
         scale=scale, seed=get("seed") or 0, device=get("device") or "auto", dtype=get("dtype") or "auto",
         threads=get("threads"), deterministic=bool(get("deterministic")), out=get("out") or Path("runs"),
         name=get("name"), resume=bool(get("resume")), data_dir=data_dir(get("data_dir")), overrides=overrides,
+        override_sources=sources,
     )
+
+
+def slurm_options(args: argparse.Namespace) -> SlurmOptions:
+    """The ``--slurm-*`` flags as the SlurmOptions that ``launch`` gives every job."""
+    from .launch import SlurmOptions
+
+    return SlurmOptions(partition=args.slurm_partition, account=args.slurm_account, gpus_per_node=args.slurm_gpus,
+                        cpus_per_task=args.slurm_cpus, mem_gb=args.slurm_mem_gb, timeout_min=args.slurm_time_min)
 
 
 def _run(args: argparse.Namespace) -> int:
     from .experiments import find_experiment
-    from .launch import SlurmOptions, launch, parse_grid, plan_grid
+    from .launch import launch, parse_grid, plan_grid
 
+    slurm = slurm_options(args)
+    if args.dry_run and args.launcher != "slurm":
+        raise ReproError("--dry-run prints SLURM job scripts", "add --launcher slurm")
     preset = _preset(args)
     spec = args.experiment or preset.get("experiment")
     if args.data_dir is not None:
@@ -237,9 +254,7 @@ def _run(args: argparse.Namespace) -> int:
             raise ReproError("--seeds and --grid seed=... both give seeds", "use one of them")
         grid["seed"] = [str(seed) for seed in parse_seeds(args.seeds)]
     planned = plan_grid(experiment, options, grid)
-    slurm = SlurmOptions(partition=args.slurm_partition, account=args.slurm_account, gpus_per_node=args.slurm_gpus,
-                         cpus_per_task=args.slurm_cpus, mem_gb=args.slurm_mem_gb, timeout_min=args.slurm_time_min)
-    for run_dir in launch(experiment, planned, args.launcher, slurm):
+    for run_dir in launch(experiment, planned, args.launcher, slurm, dry_run=args.dry_run):
         print(run_dir)
     return 0
 
@@ -301,19 +316,34 @@ def _run_all(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds else [options.seed]
     plan = [PlannedRun(experiment, dataclasses.replace(options, seed=seed)) for experiment in experiments
             for seed in seeds]
-    runner = None
     if args.launcher != "local":
-        from .launch import SlurmOptions, launch
-
-        slurm = SlurmOptions(partition=args.slurm_partition, account=args.slurm_account,
-                             gpus_per_node=args.slurm_gpus, cpus_per_task=args.slurm_cpus, mem_gb=args.slurm_mem_gb,
-                             timeout_min=args.slurm_time_min)
-
-        def runner(planned: PlannedRun) -> Path:
-            return launch(planned.experiment, [planned.options], args.launcher, slurm)[0]
-
-    outcome = run_batch(plan, options.out, runner)
+        return _submit_all(plan, args)
+    outcome = run_batch(plan, options.out)
     return _finish_batch(outcome, len(plan), options.out)
+
+
+def _submit_all(plan: list, args: argparse.Namespace) -> int:
+    """``--all`` through SLURM (or submitit-local): every run submitted with the same resources; failures listed."""
+    import shutil
+
+    from .launch import launch
+
+    if args.launcher == "slurm" and not args.dry_run and shutil.which("sbatch") is None:
+        raise ReproError("--launcher slurm: sbatch is not on PATH (no SLURM here)",
+                         "run on a SLURM login node, or add --dry-run to print the job scripts")
+    slurm = slurm_options(args)
+    failed = []
+    for planned in plan:
+        try:
+            for run_dir in launch(planned.experiment, [planned.options], args.launcher, slurm, dry_run=args.dry_run):
+                print(run_dir)
+        except Exception as error:  # one experiment that cannot be submitted must not stop the others
+            print(f"repro: {planned.label}: error: {error}", file=sys.stderr)
+            failed.append(planned.label)
+    if failed:
+        print(f"repro: {len(failed)} of {len(plan)} runs failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _reproduce(args: argparse.Namespace) -> int:

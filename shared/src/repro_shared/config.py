@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from .errors import ConfigError, ReproError
+from .experiments import ALL_SCALES
 
 
 def is_config(obj: Any) -> bool:
@@ -83,31 +84,39 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def apply_overrides(config: Any, overrides: Mapping[str, Any], source: str = "--set") -> Any:
-    """A copy of ``config`` with dotted-key overrides applied and validated; raises ``ConfigError`` on bad input."""
+def apply_overrides(config: Any, overrides: Mapping[str, Any], source: str | Mapping[str, str] = "--set") -> Any:
+    """A copy of ``config`` with dotted-key overrides applied and validated; raises ``ConfigError`` on bad input.
+
+    ``source`` names where the overrides came from in error messages: one string for all of them, or a mapping from
+    key to source (``{"steps": "--config p.yaml", "lr": "--grid"}``; keys it lacks are ``--set``).
+    """
     known = field_paths(type(config))
     values = config_to_dict(config)
     for key, raw in overrides.items():
+        origin = source if isinstance(source, str) else source.get(key, "--set")
         if key not in known:
             close = difflib.get_close_matches(key, list(known), n=3)
             hint = f"did you mean {', '.join(close)}?" if close else f"valid keys: {', '.join(sorted(known))}"
-            raise ConfigError(f"{source}: unknown config key {key!r} for {type(config).__name__}", hint)
-        _assign(values, key, _convert(key, raw, known[key], source))
+            raise ConfigError(f"{origin}: unknown config key {key!r} for {type(config).__name__}", hint)
+        _assign(values, key, _convert(key, raw, known[key], origin))
     return build_config(type(config), values)
 
 
-def build_config(config_type: type, values: Mapping[str, Any]) -> Any:
-    """Instantiate a (nested) dataclass from plain values, running every ``__post_init__`` check."""
+def build_config(config_type: type, values: Mapping[str, Any], prefix: str = "") -> Any:
+    """Instantiate a (nested) dataclass from plain values, running every ``__post_init__`` check.
+
+    Every field is validated against its type, defaults included: a NaN or infinite float is refused anywhere.
+    """
     kwargs = {}
     hints = _type_hints(config_type)
     for name, value in values.items():
         hint = hints.get(name)
         if hint is None:
-            raise ConfigError(f"unknown config key {name!r} for {config_type.__name__}")
+            raise ConfigError(f"unknown config key {prefix}{name!r} for {config_type.__name__}")
         if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
-            value = build_config(hint, value)
+            value = build_config(hint, value, f"{prefix}{name}.")
         else:
-            value = _convert(name, value, hint, "config")
+            value = _convert(f"{prefix}{name}", value, hint, "config")
         kwargs[name] = value
     try:
         return config_type(**kwargs)
@@ -117,8 +126,21 @@ def build_config(config_type: type, values: Mapping[str, Any]) -> Any:
         raise ConfigError(f"invalid {config_type.__name__}: {error}") from error
 
 
+def _adapter(hint: Any) -> TypeAdapter:
+    try:
+        return _cached_adapter(hint)
+    except TypeError:  # an unhashable hint
+        return _cached_adapter.__wrapped__(hint)
+
+
+@functools.cache
+def _cached_adapter(hint: Any) -> TypeAdapter:
+    # NaN and infinity pass every comparison-based check in a __post_init__ silently; no config means them.
+    return TypeAdapter(hint, config=ConfigDict(allow_inf_nan=False))
+
+
 def _convert(key: str, raw: Any, hint: Any, source: str) -> Any:
-    adapter = TypeAdapter(hint)
+    adapter = _adapter(hint)
     candidates = [raw]
     if isinstance(raw, str):  # "[1, 2]", "null", "1.0e-3": try the YAML reading of the string too
         with contextlib.suppress(yaml.YAMLError):
@@ -132,6 +154,8 @@ def _convert(key: str, raw: Any, hint: Any, source: str) -> Any:
     assert error is not None
     expected = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
     reason = error.errors()[0]["msg"]
+    if error.errors()[0]["type"] == "finite_number":
+        raise ConfigError(f"{source}: {key}={raw!r} is not a finite number", "NaN and infinity are not allowed")
     raise ConfigError(f"{source}: {key}={raw!r} is not a valid {expected}", reason)
 
 
@@ -156,5 +180,10 @@ def load_preset(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or set(data) - allowed:
         extra = sorted(set(data) - allowed) if isinstance(data, dict) else data
         raise ConfigError(f"--config {path}: unexpected top-level keys {extra}", f"allowed: {sorted(allowed)}")
+    if not isinstance(data.get("overrides") or {}, Mapping):
+        raise ConfigError(f"--config {path}: 'overrides' must map config keys to values",
+                          "e.g. overrides: {epochs: 3, model: {hidden: 8}}")
+    if "scale" in data and data["scale"] not in ALL_SCALES:
+        raise ConfigError(f"--config {path}: unknown scale {data['scale']!r}", f"use one of {', '.join(ALL_SCALES)}")
     data["overrides"] = flatten(data.get("overrides") or {})
     return data

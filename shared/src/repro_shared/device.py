@@ -67,20 +67,28 @@ def default_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+# Every spelling of a dtype that --dtype accepts, mapped to torch's name for it.
+DTYPE_NAMES = {
+    "float32": "float32", "fp32": "float32",
+    "bfloat16": "bfloat16", "bf16": "bfloat16",
+    "float16": "float16", "fp16": "float16",
+}
+
+
+def canonical_dtype(name: str) -> str:
+    """``fp32``/``float32`` → ``float32`` (and so on) without importing torch; unknown names are an error."""
+    if name not in DTYPE_NAMES:
+        raise ReproError(f"unknown dtype {name!r}", f"use auto or one of {', '.join(DTYPE_NAMES)}")
+    return DTYPE_NAMES[name]
+
+
 def parse_dtype(name: str, device: torch.device) -> torch.dtype:
     """``auto`` (the policy above), ``float32``/``fp32``, ``bfloat16``/``bf16``, ``float16``/``fp16``."""
     import torch
 
-    aliases = {
-        "float32": torch.float32, "fp32": torch.float32,
-        "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-        "float16": torch.float16, "fp16": torch.float16,
-    }
     if name == "auto":
         return default_dtype(device)
-    if name not in aliases:
-        raise ReproError(f"unknown dtype {name!r}", f"use auto or one of {', '.join(aliases)}")
-    return aliases[name]
+    return getattr(torch, canonical_dtype(name))
 
 
 def set_threads(num_threads: int | None) -> int:

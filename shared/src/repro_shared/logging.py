@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
-from .io import json_default, read_jsonl
+from .io import ends_with_newline, json_default, read_jsonl
 
 T = TypeVar("T")
 
@@ -38,7 +38,7 @@ def setup_logging(verbosity: int = 0) -> _logging.Logger:
 
 
 @contextlib.contextmanager
-def log_to_file(path: str | os.PathLike) -> Iterator[None]:
+def log_to_file(path: str | os.PathLike) -> Iterator[_logging.Handler]:
     """Also write every ``repro`` record (DEBUG and up) to ``path`` while the block runs: a run's ``run.log``."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     handler = _logging.FileHandler(path, encoding="utf-8")
@@ -47,10 +47,20 @@ def log_to_file(path: str | os.PathLike) -> Iterator[None]:
     root = _logging.getLogger("repro")
     root.addHandler(handler)
     try:
-        yield
+        yield handler
     finally:
         root.removeHandler(handler)
         handler.close()
+
+
+def log_failure(handler: _logging.Handler, error: BaseException) -> None:
+    """Write ``error`` with its traceback to one handler (the run's log file), not to the console.
+
+    The console keeps the CLI's one-line error; ``run.log`` keeps what is needed to debug it.
+    """
+    record = _logging.LogRecord("repro.run", _logging.ERROR, __file__, 0, "run failed: %s: %s",
+                                (type(error).__name__, error), (type(error), error, error.__traceback__))
+    handler.handle(record)
 
 
 def get_logger(name: str) -> _logging.Logger:
@@ -64,13 +74,18 @@ class MetricsLogger:
     """Appends one JSON object per line to ``metrics.jsonl``: ``{"step": ..., "time": ..., <metric>: <value>}``.
 
     Each line is written with a single ``write`` and flushed, so a killed process loses at most the line in flight;
-    ``read_metrics`` skips a torn last line.
+    ``read_metrics`` skips a torn last line, and a new logger closes it with a newline before appending, so that
+    the next record is not glued to it.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = self.path.exists() and self.path.stat().st_size > 0 and not ends_with_newline(self.path)
         self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the logger
+        if torn:
+            self._handle.write("\n")
+            self._handle.flush()
         self._start = time.monotonic()
 
     def log(self, step: int | None = None, **metrics: Any) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import io as _stdio
+import itertools
 import json
 import math
 import numbers
@@ -167,25 +168,84 @@ def _figures(run_dir: Path) -> list[Path]:
 # --- the metrics figure -----------------------------------------------------------------------------------------
 
 
-def metric_series(records: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
-    """Each numeric metric of ``metrics.jsonl`` records as (x, y): x is the step, or the record index without one."""
-    series: dict[str, tuple[list[float], list[float]]] = {}
-    for index, record in enumerate(records):
-        step = record.get("step")
-        x = step if isinstance(step, numbers.Real) and not isinstance(step, bool) else index
+# Fields that count or time records rather than measure anything: never plotted as metrics.
+COUNTERS = frozenset({"step", "time", "iteration", "iter", "epoch", "global_step", "batch", "round", "index"})
+_COUNTER_SUFFIXES = ("_step", "_iteration", "_iter", "_epoch", "_index")
+# Series = {panel (metric name): {line label (the record's string fields, "" for none): (xs, ys)}}
+Series = dict[str, dict[str, tuple[list[float], list[float]]]]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _line_label(record: Mapping[str, Any]) -> str:
+    """What tells a record's line apart: its string fields (``model=armin`` → ``armin``)."""
+    return " / ".join(str(value) for key, value in record.items() if isinstance(value, str))
+
+
+def _integer_counters(records: list[dict[str, Any]]) -> set[str]:
+    """Integer fields that go up by exactly one from record to record within each line: an index, not a metric."""
+    values: dict[str, dict[str, list[Any]]] = {}
+    for record in records:
+        label = _line_label(record)
         for name, value in record.items():
-            if name in ("step", "time") or isinstance(value, bool) or not isinstance(value, numbers.Real):
+            values.setdefault(name, {}).setdefault(label, []).append(value)
+
+    def counts(seen: list[Any]) -> bool:
+        return (all(isinstance(v, int) and not isinstance(v, bool) for v in seen)
+                and all(b - a == 1 for a, b in itertools.pairwise(seen)))
+
+    return {name for name, lines in values.items()
+            if all(counts(seen) for seen in lines.values()) and any(len(seen) >= 2 for seen in lines.values())}
+
+
+def is_counter(name: str) -> bool:
+    return name in COUNTERS or name.endswith(_COUNTER_SUFFIXES)
+
+
+def metric_series(records: list[dict[str, Any]]) -> Series:
+    """Each numeric metric of ``metrics.jsonl`` records as one line per model/method (the records' string fields).
+
+    x is the record's ``step``, else its ``iteration``/``epoch``, else an integer counter, else the record's index;
+    counters and times are never metrics.
+    """
+    counters = _integer_counters(records)
+    x_keys = ["step", "iteration", "iter", "epoch", "global_step", *sorted(counters)]
+    series: Series = {}
+    for index, record in enumerate(records):
+        x = next((record[key] for key in x_keys if _is_number(record.get(key))), index)
+        label = _line_label(record)
+        for name, value in record.items():
+            if is_counter(name) or name in counters or not _is_number(value) or not math.isfinite(value):
                 continue
-            if math.isfinite(value):
-                xs, ys = series.setdefault(name, ([], []))
-                xs.append(x)
-                ys.append(float(value))
+            xs, ys = series.setdefault(name, {}).setdefault(label, ([], []))
+            xs.append(x)
+            ys.append(float(value))
     return series
 
 
+def _x_label(records: list[dict[str, Any]]) -> str:
+    counters = _integer_counters(records)
+    for key in ("step", "iteration", "iter", "epoch", "global_step", *sorted(counters)):
+        if any(_is_number(record.get(key)) for record in records):
+            return key
+    return "record"
+
+
 def plot_metrics(metrics_path: str | os.PathLike, out: str | os.PathLike) -> Path | None:
-    """Plot every numeric series of a metrics file, one subplot each, to the PNG ``out``; None if there is none."""
-    records = read_metrics(metrics_path)
+    """Plot every numeric series of a metrics file, one subplot per metric and one line per model/method."""
+    figure = metrics_figure(read_metrics(metrics_path))
+    if figure is None:
+        return None
+    buffer = _stdio.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    io.atomic_write_bytes(out, buffer.getvalue())
+    return Path(out)
+
+
+def metrics_figure(records: list[dict[str, Any]]) -> Any:
+    """The matplotlib Figure of ``plot_metrics`` (None without numeric series)."""
     series = metric_series(records)
     if not series:
         return None
@@ -195,22 +255,21 @@ def plot_metrics(metrics_path: str | os.PathLike, out: str | os.PathLike) -> Pat
     names = list(series)[:MAX_METRIC_PLOTS]
     if len(series) > len(names):
         log.warning("plotting the first %d of %d metric series", len(names), len(series))
-    uses_steps = any(isinstance(record.get("step"), numbers.Real) for record in records)
+    x_label = _x_label(records)
     cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     figure = Figure(figsize=(4.2 * cols, 3.0 * rows), layout="constrained")
     FigureCanvasAgg(figure)
     for index, name in enumerate(names):
         axes = figure.add_subplot(rows, cols, index + 1)
-        xs, ys = series[name]
-        axes.plot(xs, ys, marker="." if len(xs) <= 50 else None, linewidth=1.2)
+        for label, (xs, ys) in series[name].items():
+            axes.plot(xs, ys, marker="." if len(xs) <= 50 else None, linewidth=1.2, label=label or None)
+        if any(series[name]):
+            axes.legend(fontsize=8)
         axes.set_title(name, fontsize=10)
-        axes.set_xlabel("step" if uses_steps else "record")
+        axes.set_xlabel(x_label)
         axes.grid(alpha=0.3)
-    buffer = _stdio.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    io.atomic_write_bytes(out, buffer.getvalue())
-    return Path(out)
+    return figure
 
 
 # --- the run report ---------------------------------------------------------------------------------------------
