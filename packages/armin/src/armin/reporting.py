@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -45,26 +46,101 @@ def _flat_metrics(results: dict[str, dict]) -> dict[str, float]:
             if key != "history"}
 
 
+# --- claims ----------------------------------------------------------------------------------------------------
+# Each claim's effect is signed so that a positive value is what the paper claims. "Similar to LSTM" is read as
+# non-inferiority: ARMIN may be worse than LSTM by at most a margin (effect = margin − (ARMIN's error − LSTM's)), and
+# better is fine. "Fewer / faster / less" is a log ratio ln(other / ARMIN): scale-free, positive when ARMIN is lower.
+BITS_RELATIVE_MARGIN, BITS_MARGIN = 0.1, 0.1  # ARMIN's bits/sequence ≤ 1.1 × LSTM's + 0.1
+ACCURACY_MARGIN = 0.02  # ARMIN's test accuracy ≥ LSTM's − 0.02
+BPC_MARGIN = 0.05  # ARMIN's test BPC ≤ LSTM's + 0.05
+
+
+def log_ratio(other: float, mine: float) -> float:
+    """ln(other / mine): positive when ARMIN's cost ``mine`` is below the other model's (NaN if either is not > 0)."""
+    return math.log(other / mine) if other > 0 and mine > 0 else math.nan
+
+
+def _lower_claim(name: str, paper_value: str, mine: float, theirs: float, unit: str, digits: int) -> Claim:
+    return Claim(name, paper_value, f"{mine:.{digits}f} vs {theirs:.{digits}f}{unit}", effect=log_ratio(theirs, mine),
+                 note="effect = ln(other / ARMIN)")
+
+
+def algorithmic_claims(task: str, results: dict[str, dict]) -> list[Claim]:
+    """ARMIN vs LSTM bit error (non-inferiority), parameters, and time per iteration vs LSTM and NTM."""
+    claims = []
+    if "armin" in results and "lstm" in results:
+        armin, lstm = results["armin"], results["lstm"]
+        mine, theirs = armin["eval_bits_per_sequence"], lstm["eval_bits_per_sequence"]
+        claims.append(Claim(
+            f"{task}: ARMIN's bit error is similar to LSTM's (eval bits/sequence, ARMIN vs LSTM)", "similar",
+            f"{mine:.2f} vs {theirs:.2f}", effect=(1 + BITS_RELATIVE_MARGIN) * theirs + BITS_MARGIN - mine,
+            note="effect = 1.1 × LSTM + 0.1 − ARMIN (bits/sequence)"))
+        claims.append(_lower_claim("ARMIN has fewer parameters than LSTM", "fewer", armin["parameters"],
+                                   lstm["parameters"], "", 0))
+    for other in ("lstm", "ntm"):
+        if "armin" in results and other in results:
+            claims.append(_lower_claim(f"ARMIN trains faster per iteration than {other.upper()} (s/iteration)",
+                                       "faster", results["armin"]["seconds_per_iteration"],
+                                       results[other]["seconds_per_iteration"], "", 4))
+    return claims
+
+
+def pixel_claims(task: str, dataset: str, results: dict[str, dict]) -> list[Claim]:
+    """ARMIN's test accuracy is not below LSTM's by more than ``ACCURACY_MARGIN``."""
+    if "armin" not in results or "lstm" not in results:
+        return []
+    armin, lstm = results["armin"]["test_accuracy"], results["lstm"]["test_accuracy"]
+    return [Claim(f"{task} {dataset}: ARMIN's test accuracy is similar to LSTM's", "similar",
+                  f"{armin:.3f} vs {lstm:.3f}", effect=armin - (lstm - ACCURACY_MARGIN),
+                  note="effect = ARMIN − LSTM + 0.02 (test accuracy)")]
+
+
+def char_claims(results: dict[str, dict]) -> list[Claim]:
+    """ARMIN's test BPC is not above LSTM's by more than ``BPC_MARGIN``."""
+    if "armin" not in results or "lstm" not in results:
+        return []
+    armin, lstm = results["armin"]["test_bpc"], results["lstm"]["test_bpc"]
+    return [Claim("char-LM: ARMIN's test BPC is similar to LSTM's", "similar", f"{armin:.3f} vs {lstm:.3f}",
+                  effect=lstm + BPC_MARGIN - armin, note="effect = LSTM + 0.05 − ARMIN (test BPC)")]
+
+
+def efficiency_claims(rows: list[dict], memory_rows: list[dict]) -> list[Claim]:
+    """Parameters, multiply-adds and training time per step vs LSTM(300); time vs NTM and TARDIS; memory vs NTM.
+
+    Times are ratios measured within one run (the same machine state for both models).
+    """
+    by_model = {row["model"]: row for row in rows}
+    claims = []
+    if "armin" in by_model and "lstm" in by_model:
+        armin, lstm = by_model["armin"], by_model["lstm"]
+        claims += [
+            _lower_claim("ARMIN(100) has fewer parameters than LSTM(300)", "fewer", armin["parameters"],
+                         lstm["parameters"], "", 0),
+            _lower_claim("ARMIN(100) needs fewer multiply-adds per step than LSTM(300)", "fewer",
+                         armin["macs_per_step"], lstm["macs_per_step"], "", 0),
+            _lower_claim("ARMIN(100) trains faster per step than LSTM(300) (ms per time step)", "faster",
+                         armin["train_ms_per_time_step"], lstm["train_ms_per_time_step"], "", 3),
+        ]
+    for other in ("ntm", "tardis"):
+        if "armin" in by_model and other in by_model:
+            claims.append(_lower_claim(f"ARMIN trains faster per step than {other.upper()}", "faster",
+                                       by_model["armin"]["train_ms_per_time_step"],
+                                       by_model[other]["train_ms_per_time_step"], " ms", 3))
+    longest = max((row["length"] for row in memory_rows), default=None)
+    memory_at = {row["model"]: row["saved_activation_mb"] for row in memory_rows if row["length"] == longest}
+    if "armin" in memory_at and "ntm" in memory_at:
+        claims.append(_lower_claim(f"ARMIN holds less training memory than NTM at length {longest}", "less",
+                                   memory_at["armin"], memory_at["ntm"], " MB", 1))
+    return claims
+
+
 def algorithmic_results(config, results: dict[str, dict], ctx) -> dict:
     for _name, result in results.items():
         solved = [row["iteration"] for row in result["history"] if row["bits_per_sequence"] < config.solved_bits]
         result["iterations_to_solve"] = solved[0] if solved else None
     if ctx.is_main_process:
         _plot_curves(results, "bits_per_sequence", "train bit errors / sequence", ctx.figure("bit_errors"))
-    claims = []
-    if "armin" in results and "lstm" in results:
-        armin, lstm = results["armin"], results["lstm"]
-        claims.append(Claim(
-            f"{config.task.name}: ARMIN's bit error is similar to LSTM's (eval bits/sequence, ARMIN vs LSTM)",
-            "similar", f"{armin['eval_bits_per_sequence']:.2f} vs {lstm['eval_bits_per_sequence']:.2f}",
-            armin["eval_bits_per_sequence"] <= 1.1 * lstm["eval_bits_per_sequence"] + 0.1))
-        claims.append(Claim("ARMIN has fewer parameters than LSTM", "fewer",
-                            f"{armin['parameters']} vs {lstm['parameters']}", armin["parameters"] < lstm["parameters"]))
-    for other in ("lstm", "ntm"):
-        if "armin" in results and other in results:
-            mine, theirs = results["armin"]["seconds_per_iteration"], results[other]["seconds_per_iteration"]
-            claims.append(Claim(f"ARMIN trains faster per iteration than {other.upper()} (s/iteration)", "faster",
-                                f"{mine:.4f} vs {theirs:.4f}", mine < theirs))
+    claims = algorithmic_claims(config.task.name, results)
     return {"metrics": _flat_metrics(results), "claims": claims, "tables": {"models": _summary_rows(results)},
             "histories": {name: result["history"] for name, result in results.items()}}
 
@@ -72,12 +148,7 @@ def algorithmic_results(config, results: dict[str, dict], ctx) -> dict:
 def pixel_results(config, results: dict[str, dict], source: str, ctx) -> dict:
     if ctx.is_main_process:
         _plot_curves(results, "accuracy", "train accuracy (window mean)", ctx.figure("train_accuracy"))
-    claims = []
-    if "armin" in results and "lstm" in results:
-        armin, lstm = results["armin"]["test_accuracy"], results["lstm"]["test_accuracy"]
-        task = "permuted" if config.permuted else "sequential"
-        claims.append(Claim(f"{task} {config.dataset}: ARMIN's test accuracy is similar to LSTM's",
-                            "similar", f"{armin:.3f} vs {lstm:.3f}", armin >= lstm - 0.02))
+    claims = pixel_claims("permuted" if config.permuted else "sequential", config.dataset, results)
     return {"metrics": _flat_metrics(results), "claims": claims, "tables": {"models": _summary_rows(results)},
             "data_source": source, "histories": {name: result["history"] for name, result in results.items()}}
 
@@ -85,11 +156,7 @@ def pixel_results(config, results: dict[str, dict], source: str, ctx) -> dict:
 def char_results(config, results: dict[str, dict], corpus, ctx) -> dict:
     if ctx.is_main_process:
         _plot_curves(results, "bpc", "train bits per character", ctx.figure("train_bpc"))
-    claims = []
-    if "armin" in results and "lstm" in results:
-        armin, lstm = results["armin"]["test_bpc"], results["lstm"]["test_bpc"]
-        claims.append(Claim("char-LM: ARMIN's test BPC is similar to LSTM's", "similar",
-                            f"{armin:.3f} vs {lstm:.3f}", armin <= lstm + 0.05))
+    claims = char_claims(results)
     return {"metrics": _flat_metrics(results), "claims": claims, "tables": {"models": _summary_rows(results)},
             "corpus": {"source": corpus.source, "train_chars": len(corpus.train), "vocabulary": len(corpus.vocabulary)},
             "histories": {name: result["history"] for name, result in results.items()}}
@@ -121,31 +188,7 @@ def efficiency_results(config, ctx) -> dict:
             memory_rows.append(row)
     if ctx.is_main_process:
         _plot_memory(memory_rows, ctx.figure("memory_vs_length"))
-    by_model = {row["model"]: row for row in rows}
-    claims = []
-    if "armin" in by_model and "lstm" in by_model:
-        armin, lstm = by_model["armin"], by_model["lstm"]
-        claims += [
-            Claim("ARMIN(100) has fewer parameters than LSTM(300)", "fewer",
-                  f"{armin['parameters']} vs {lstm['parameters']}", armin["parameters"] < lstm["parameters"]),
-            Claim("ARMIN(100) needs fewer multiply-adds per step than LSTM(300)", "fewer",
-                  f"{armin['macs_per_step']} vs {lstm['macs_per_step']}",
-                  armin["macs_per_step"] < lstm["macs_per_step"]),
-            Claim("ARMIN(100) trains faster per step than LSTM(300) (ms per time step)", "faster",
-                  f"{armin['train_ms_per_time_step']:.3f} vs {lstm['train_ms_per_time_step']:.3f}",
-                  armin["train_ms_per_time_step"] < lstm["train_ms_per_time_step"]),
-        ]
-    for other in ("ntm", "tardis"):
-        if "armin" in by_model and other in by_model:
-            mine, theirs = by_model["armin"]["train_ms_per_time_step"], by_model[other]["train_ms_per_time_step"]
-            claims.append(Claim(f"ARMIN trains faster per step than {other.upper()}", "faster",
-                                f"{mine:.3f} vs {theirs:.3f} ms", mine < theirs))
-    longest = max(config.memory_lengths)
-    memory_at = {row["model"]: row["saved_activation_mb"] for row in memory_rows if row["length"] == longest}
-    if "armin" in memory_at and "ntm" in memory_at:
-        claims.append(Claim(f"ARMIN holds less training memory than NTM at length {longest}", "less",
-                            f"{memory_at['armin']:.1f} vs {memory_at['ntm']:.1f} MB",
-                            memory_at["armin"] < memory_at["ntm"]))
+    claims = efficiency_claims(rows, memory_rows)
     metrics = {f"{row['model']}.{key}": value for row in rows for key, value in row.items() if key != "model"}
     return {"metrics": metrics, "claims": claims, "tables": {"per_step": rows, "memory": memory_rows}}
 
