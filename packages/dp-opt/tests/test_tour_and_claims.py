@@ -29,7 +29,7 @@ def test_tour_is_the_registered_fourth_scale_and_differs_from_quick_where_intend
     assert main.has_tour and main.config("tour") == TOUR and main.tour_seeds == (0,)
     assert (TOUR.task, TOUR.methods) == ("mpqa", ("0-shot", "dp-opt"))
     assert (TOUR.num_voters, TOUR.demos_per_voter, TOUR.num_prompts) == (64, 1, 1)
-    assert TOUR.max_test > QUICK.max_test and TOUR.max_holdout < QUICK.max_holdout
+    assert TOUR.max_new_tokens < QUICK.max_new_tokens and TOUR.max_holdout < QUICK.max_holdout
     # what the tour does not change: the model, the privacy parameters, the data size that fixes q
     for name in ("model", "eps0", "delta0", "target_eps", "temperature", "k_bar", "max_train", "strip_trailing_space"):
         assert getattr(TOUR, name) == getattr(QUICK, name), name

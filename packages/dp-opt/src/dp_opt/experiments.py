@@ -337,14 +337,14 @@ QUICK = DPOptConfig(model="smollm2-135m-instruct", num_voters=24, demos_per_vote
                     dln_steps=3, dln_candidates=4, dln_demos=8, dln_max_new_tokens=20)
 PAPER = DPOptConfig(model="lmsys/vicuna-7b-v1.3")
 # tour (`repro reproduce`): the paper's headline, "a DP-OPT prompt (eps = 8) beats the 0-shot instruction", and its
-# privacy budget, on MPQA with SmolLM2 — the one task where quick measured a clear gain (80.0 vs 70.7 with J = 64).
-# Only 0-shot and DP-OPT run: J = 64 voters of m = 1 demo (the setting at which SmolLM2's voters agree and tokens are
-# released; with quick's J = 24 none is), one prompt of L = TOUR_TOKENS tokens, so no private selection among
-# candidates (the Gumbel argmax over one prompt); a 20-sentence holdout and TOUR_TEST test sentences. Each DP token
-# costs one batched forward of 64 meta-prompts (about a CPU-minute), so one seed is what fits the budget: the
-# effects get paired bootstrap intervals over the test sentences. Left to quick: OPT, ICL, DLN-1, the other tasks,
-# N = 2 prompts with private selection, J = 24.
-TOUR_TOKENS, TOUR_TEST = 6, 300
+# privacy budget, on MPQA with SmolLM2 — the task where quick measured a clear gain (80.0 vs 70.7 with J = 64, m = 1).
+# Only 0-shot and DP-OPT run: J = 64 voters of m = 1 demo (on MPQA with quick's J = 24 the voters do not agree: no
+# token is released), one prompt of L = 4 tokens (quick: 2 prompts of 6), so the private selection is the Gumbel
+# argmax over one candidate; a 20-sentence holdout and 150 test sentences. A DP token costs one batched forward of
+# 64 meta-prompts plus the forward-pass labels of their 64 demos, so one seed is what fits the budget (times: see
+# the README): the accuracy effects get paired bootstrap intervals over the test sentences. Left to quick: OPT,
+# ICL, DLN-1, the other tasks, N = 2 prompts of 6 tokens with private selection, J = 24.
+TOUR_TOKENS, TOUR_TEST = 4, 150
 TOUR = replace(QUICK, task="mpqa", methods=("0-shot", "dp-opt"), num_voters=64, demos_per_voter=1, num_prompts=1,
                max_new_tokens=TOUR_TOKENS, max_holdout=20, max_test=TOUR_TEST)
 TOUR_SEEDS = (0,)
