@@ -28,6 +28,13 @@ def test_main_table_smoke_run_records_results_and_ledger(tmp_path, data_dir):
     assert ledger and all(entry["eps"] <= SMOKE.target_eps for entry in ledger)
     assert [e["query"] for e in ledger] == list(range(1, len(ledger) + 1))
     assert results["metrics"]["eps_spent"] <= SMOKE.target_eps
+    claims = {claim["name"]: claim for claim in results["claims"]}
+    beats = claims["sst2: DP-OPT (eps=20) beats the 0-shot instruction"]
+    accuracy = {row["method"]: row["test_accuracy"] for row in results["tables"]["accuracy"]}
+    assert beats["effect"] == pytest.approx(accuracy["dp-opt"] - accuracy["0-shot"], abs=0.01)
+    assert beats["interval"][0] <= beats["effect"] <= beats["interval"][1]  # a paired bootstrap over the 8 test items
+    budget = claims["reported eps never exceeds the target (generation within it)"]
+    assert budget["effect"] == pytest.approx(SMOKE.target_eps - results["metrics"]["generation_eps"])
     prompts = json.loads((run_dir.path / "prompts.json").read_text())
     assert prompts["0-shot"]["selected"] == "Classify the input text as positive or negative."
     assert isinstance(prompts["dln-1"]["selected"], str) and prompts["dln-1"]["steps"]

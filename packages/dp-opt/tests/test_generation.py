@@ -115,3 +115,26 @@ def test_forward_pass_is_computed_only_for_sampled_records(tiny_lm, data_dir, pr
     generator = make_generator(tiny_lm, data_dir, private)
     generator.step()
     assert 0 < len(generator.forward_pass.cache) < generator.num_records
+
+
+def test_meta_prompts_take_every_groups_labels_from_one_call(tiny_lm):
+    import torch
+    from dp_opt.generate import EnsembleVoters
+    from dp_opt.templates import BACKWARD_MESSAGES
+
+    model, tokenizer = tiny_lm
+    calls = []
+
+    def forward_labels(indices):  # ŷ = index parity, so each demo's success/failure is known
+        calls.append([int(i) for i in indices])
+        return np.asarray(indices) % 2
+
+    texts, labels = [f"film {i}" for i in range(8)], [0, 0, 1, 1, 0, 1, 0, 1]
+    voters = EnsembleVoters(model, tokenizer, "Classify.", texts, labels, ("negative", "positive"), forward_labels,
+                            1.0, torch.Generator())
+    groups = [np.array([0, 3]), np.array([], dtype=int), np.array([5])]
+    rows = voters.meta_prompts(groups, np.random.default_rng(0))
+    assert calls == [[0, 3, 5]]
+    messages = np.random.default_rng(0).integers(len(BACKWARD_MESSAGES), size=len(groups))
+    one_by_one = [voters.meta_prompt(group, BACKWARD_MESSAGES[m]) for group, m in zip(groups, messages, strict=True)]
+    assert rows == one_by_one and calls[1:] == [[0, 3], [5]]

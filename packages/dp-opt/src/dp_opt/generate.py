@@ -61,9 +61,10 @@ class EnsembleVoters:
         self.strip_trailing_space = strip_trailing_space
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    def meta_prompt(self, group: np.ndarray, message: str) -> list[int]:
-        """Token ids of B_π(S_j, π, '') for the records of one group (successes/failures by ŷ = y)."""
-        predicted = self.forward_labels(group) if len(group) else np.array([], dtype=int)
+    def meta_prompt(self, group: np.ndarray, message: str, predicted: np.ndarray | None = None) -> list[int]:
+        """Token ids of B_π(S_j, π, '') for the records of one group (successes/failures by ŷ = y, ``predicted``)."""
+        if predicted is None:
+            predicted = self.forward_labels(group) if len(group) else np.array([], dtype=int)
         demos = [Demo(self.texts[i], self.label_words[int(p)], self.label_words[self.labels[i]])
                  for i, p in zip(group, predicted, strict=True)]
         text = backward_meta_prompt(self.instruction, demos, message)
@@ -72,7 +73,17 @@ class EnsembleVoters:
     def meta_prompts(self, groups: Sequence[np.ndarray], rng: np.random.Generator) -> list[list[int]]:
         """One meta-prompt per group, each with a message [MSG] drawn at random from the four."""
         messages = rng.integers(len(BACKWARD_MESSAGES), size=len(groups))
-        return [self.meta_prompt(group, BACKWARD_MESSAGES[m]) for group, m in zip(groups, messages, strict=True)]
+        predicted = self.predicted_labels(groups)
+        return [self.meta_prompt(group, BACKWARD_MESSAGES[m], labels)
+                for group, m, labels in zip(groups, messages, predicted, strict=True)]
+
+    def predicted_labels(self, groups: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """ŷ of every group's records from one call of forward_labels (batched, instead of J small forwards)."""
+        sizes = [len(group) for group in groups]
+        if not sum(sizes):
+            return [np.array([], dtype=int) for _ in groups]
+        predicted = self.forward_labels(np.concatenate([np.asarray(group, dtype=int) for group in groups]))
+        return np.split(np.asarray(predicted, dtype=int), np.cumsum(sizes)[:-1])
 
     def sample(self, logits: torch.Tensor) -> list[int]:
         """Each voter samples its own token from softmax(logits / t) over the whole vocabulary."""

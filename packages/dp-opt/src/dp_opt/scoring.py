@@ -77,6 +77,12 @@ def predict(model, tokenizer, prompt: str, texts: Sequence[str], label_words: Se
 def accuracy(model, tokenizer, prompt: str, examples, label_words: Sequence[str],
              options: ScoringOptions = ScoringOptions()) -> tuple[float, int]:
     """(accuracy, number correct) of prompt π on examples (objects with .text and .label)."""
-    predictions = predict(model, tokenizer, prompt, [e.text for e in examples], label_words, options)
-    correct = int(sum(int(p == e.label) for p, e in zip(predictions, examples, strict=True)))
+    correct = int(correct_items(model, tokenizer, prompt, examples, label_words, options).sum())
     return correct / max(1, len(examples)), correct
+
+
+def correct_items(model, tokenizer, prompt: str, examples, label_words: Sequence[str],
+                  options: ScoringOptions = ScoringOptions()) -> np.ndarray:
+    """Per example, whether prompt π classifies it correctly (bool array; the paired input of item bootstraps)."""
+    predictions = predict(model, tokenizer, prompt, [e.text for e in examples], label_words, options)
+    return np.array([int(p) == e.label for p, e in zip(predictions, examples, strict=True)], dtype=bool)
