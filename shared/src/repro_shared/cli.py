@@ -29,6 +29,7 @@ EPILOG = """examples:
   repro run --all --scale quick
   repro reproduce
   repro report runs/
+  repro data fetch --to data/         # every dataset the installed packages declare, SHA-256 verified
   repro doctor
 """
 
@@ -108,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         "reused, interrupted ones resumed), then print each paper's headline claims over the seeds: effect mean ± "
         "std (n), 95 % interval and verdict (reproduced / contradicted / inconclusive). A failing experiment does "
         "not stop the others; the exit status is 1 if any failed. Sized for about 30 minutes on a 2-core CPU.",
-        epilog="examples:\n  repro reproduce\n  repro reproduce --packages armin,dp-opt --threads 2\n"
+        epilog="examples:\n  repro reproduce\n  repro reproduce --packages my-paper --threads 2\n"
         "  repro reproduce --list")
     reproduce.add_argument("--packages", help="comma-separated packages (default: every installed one)")
     reproduce.add_argument("--list", action="store_true", help="print the planned runs and exit")
@@ -117,8 +118,26 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     reproduce.add_argument("--data-dir", type=Path, help="local datasets folder (default $REPRO_DATA_DIR)")
 
-    commands.add_parser("doctor", help="versions, device, and which model/data sources are reachable")
+    _add_data_parser(commands)
+    commands.add_parser("doctor", help="versions, device, sources, and the datasets each experiment needs")
     return parser
+
+
+def _add_data_parser(commands: argparse._SubParsersAction) -> None:
+    data = commands.add_parser("data", help="the datasets the installed packages declare: list or fetch them")
+    actions = data.add_subparsers(dest="data_command", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    listing = actions.add_parser("list", help="each declared dataset, its files and their public sources")
+    listing.add_argument("names", nargs="*", metavar="NAME", help="datasets to show (default: all)")
+    listing.add_argument("--files", action="store_true", help="also list every file with its source and recipe")
+    fetch = actions.add_parser("fetch", help="build DIR/<dataset>/... from public sources, every file SHA-256 verified",
+                               description="Write the data-dir layout the packages read (use it as REPRO_DATA_DIR "
+                               "or --data-dir). Files already there with the right hash are kept.")
+    fetch.add_argument("names", nargs="*", metavar="NAME",
+                       help="datasets to fetch (a folder name selects those under it); default: all declared")
+    fetch.add_argument("--to", dest="target", type=Path, required=True, help="the data dir to fill")
+    fetch.add_argument("--from", dest="mirror", type=Path,
+                       help="copy from a local mirror with the same layout instead of downloading (same checks)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(-1 if args.quiet else args.verbose)
     try:
         commands = {"list": _list, "show": _show, "run": _run, "report": _report, "doctor": _doctor,
-                    "reproduce": _reproduce}
+                    "reproduce": _reproduce, "data": _data}
         return commands[args.command](args)
     except ReproError as error:
         print(f"repro: error: {error}", file=sys.stderr)
@@ -297,17 +316,34 @@ def _run_all(args: argparse.Namespace) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds else [options.seed]
     plan = [PlannedRun(experiment, dataclasses.replace(options, seed=seed)) for experiment in experiments
             for seed in seeds]
-    runner = None
     if args.launcher != "local":
-        from .launch import launch
-
-        slurm = slurm_options(args)
-
-        def runner(planned: PlannedRun) -> Path:
-            return launch(planned.experiment, [planned.options], args.launcher, slurm, dry_run=args.dry_run)[0]
-
-    outcome = run_batch(plan, options.out, runner)
+        return _submit_all(plan, args)
+    outcome = run_batch(plan, options.out)
     return _finish_batch(outcome, len(plan), options.out)
+
+
+def _submit_all(plan: list, args: argparse.Namespace) -> int:
+    """``--all`` through SLURM (or submitit-local): every run submitted with the same resources; failures listed."""
+    import shutil
+
+    from .launch import launch
+
+    if args.launcher == "slurm" and not args.dry_run and shutil.which("sbatch") is None:
+        raise ReproError("--launcher slurm: sbatch is not on PATH (no SLURM here)",
+                         "run on a SLURM login node, or add --dry-run to print the job scripts")
+    slurm = slurm_options(args)
+    failed = []
+    for planned in plan:
+        try:
+            for run_dir in launch(planned.experiment, [planned.options], args.launcher, slurm, dry_run=args.dry_run):
+                print(run_dir)
+        except Exception as error:  # one experiment that cannot be submitted must not stop the others
+            print(f"repro: {planned.label}: error: {error}", file=sys.stderr)
+            failed.append(planned.label)
+    if failed:
+        print(f"repro: {len(failed)} of {len(plan)} runs failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _reproduce(args: argparse.Namespace) -> int:
@@ -367,6 +403,33 @@ def _report(args: argparse.Namespace) -> int:
         summaries = summarise_claims(group)
         if summaries and (len(group) > 1 or any(s.evidence for s in summaries)):
             print(f"\n{group_title(group)}\n{text_table(summaries)}")
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from .fetch import declared_datasets, fetch_datasets, select_specs
+
+    specs = select_specs(declared_datasets(), args.names)
+    if args.data_command == "list":
+        return _data_list(specs, args.files)
+    if args.target.exists() and not args.target.is_dir():
+        raise ReproError(f"--to {args.target}: exists and is not a directory")
+    for result in fetch_datasets(specs, args.target, args.mirror):
+        print(f"{result.name}: {len(result.written)} file(s) written, {len(result.already_present)} already "
+              f"present and verified -> {result.folder}")
+    print(f"use it with: export REPRO_DATA_DIR={args.target.resolve()}  (or --data-dir {args.target})")
+    return 0
+
+
+def _data_list(specs: list, show_files: bool) -> int:
+    if not specs:
+        print("the installed packages declare no datasets")
+    for spec in specs:
+        unsourced = sum(not file.sources for file in spec.files)
+        only_mirror = f", {unsourced} only from a mirror (--from)" if unsourced else ""
+        print(f"{spec.name}: {len(spec.files)} file(s){only_mirror}; {spec.description}")
+        for file in spec.files if show_files else ():
+            print(f"  {file.path}  sha256={file.sha256[:12]}…  {file.describe()}")
     return 0
 
 
