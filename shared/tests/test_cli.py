@@ -153,10 +153,14 @@ def test_hints_name_only_flags_that_exist():
     import repro_shared
     from repro_shared.cli import build_parser
 
-    parser = build_parser()
-    flags = {option for action in parser._actions for option in action.option_strings}
-    for sub in parser._subparsers._group_actions[0].choices.values():
-        flags |= {option for action in sub._actions for option in action.option_strings}
+    def options(parser) -> set[str]:  # this parser's flags and those of its sub-commands, at any depth
+        flags = {option for action in parser._actions for option in action.option_strings}
+        for action in parser._actions:
+            for sub in (getattr(action, "choices", None) or {}).values() if action.nargs == "A..." else ():
+                flags |= options(sub)
+        return flags
+
+    flags = options(build_parser())
     named = set()
     for path in Path(repro_shared.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
