@@ -137,7 +137,11 @@ def test_claims_recognise_a_cap_shaped_curve_and_a_ticket():
     assert found["NRS (regulariser / channel pruning) gives the best certified accuracy"].direction_holds is True
     assert found["certified lottery tickets match dense test and certified accuracy"].direction_holds is True
     gain = found["largest certified-accuracy gain of pruning over dense (points)"]
-    assert gain.measured_value == pytest.approx(20.0) and gain.paper_value == 24.5
+    assert gain.measured_value == pytest.approx(20.0) and gain.paper_value == 24.5 and gain.effect == pytest.approx(20)
+    # effects (points): NRS 0.50 vs IMP 0.25; ∩: NRS's 0.50 rises 20 above max(dense 0.30, its last 0.20)
+    assert found["NRS (regulariser / channel pruning) gives the best certified accuracy"].effect == pytest.approx(25)
+    assert found["certified accuracy vs sparsity is ∩-shaped"].effect == pytest.approx(20)
+    assert found["pruning lowers the number of unstable ReLUs"].effect == pytest.approx(1 - (100 / 300 + 150 / 300) / 2)
     # a monotone decrease is not ∩-shaped, and nothing beats dense: no ticket, no gain
     falling = [_point("fgsm", "dense", 0, 0.5, 0.0), _point("fgsm", "imp", 1, 0.4, 0.5),
                _point("fgsm", "imp", 2, 0.3, 0.75)]
@@ -145,6 +149,8 @@ def test_claims_recognise_a_cap_shaped_curve_and_a_ticket():
     assert found["certified accuracy vs sparsity is ∩-shaped"].direction_holds is False
     assert found["certified lottery tickets match dense test and certified accuracy"].direction_holds is False
     assert found["largest certified-accuracy gain of pruning over dense (points)"].direction_holds is False
+    assert found["largest certified-accuracy gain of pruning over dense (points)"].effect == pytest.approx(-10)
+    assert found["certified accuracy vs sparsity is ∩-shaped"].effect == pytest.approx(-10)
 
 
 def test_units_share_the_dense_round_only_without_a_regulariser():

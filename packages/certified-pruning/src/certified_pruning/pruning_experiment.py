@@ -68,12 +68,15 @@ class PruningConfig:
     hydra_epochs: int = 5  # paper 20
     score_batch: int = 128  # one batch for SNIP / Taylor scores and the NRS channel statistic
     images: int = 25  # verified test images per point (paper 200)
-    timeout: float = 2.0  # seconds per image (paper 300)
+    bab_domains: int = 300  # BaB domains per image: the deterministic verification budget (paper: 300 s per image)
+    timeout: float = 120.0  # wall-clock safety net per image, seconds; images it stops are counted (clock_stops)
     pgd_steps: int = 50
     pgd_restarts: int = 5
     alpha_iterations: int = 10
     batch_domains: int = 32
     make_figures: bool = True
+    # the pre-registered pruning method of the headline claims (its highest sparsity against the dense model)
+    headline_method: str = "random"
 
     def __post_init__(self) -> None:
         if not self.eps > 0:
@@ -93,6 +96,11 @@ class PruningConfig:
             raise ConfigError(f"{self}: rounds, structured_rounds, images and epochs must be at least 1")
         if not self.timeout > 0:
             raise ConfigError(f"timeout={self.timeout}: seconds per image must be positive")
+        if self.bab_domains < 1:
+            raise ConfigError(f"bab_domains={self.bab_domains}: the per-image branch-and-bound budget must be >= 1")
+        if self.headline_method not in GRID_METHODS:
+            raise ConfigError(f"headline_method={self.headline_method!r} is not a pruning method",
+                              f"choose from {GRID_METHODS}")
 
 
 # ---------------------------------------------------------------- the parts of one unit
@@ -179,17 +187,22 @@ def weight_sparsity(model: nn.Module, dense_conv_weights: int) -> float:
     return 1.0 - alive / dense_conv_weights
 
 
-def ibp_unstable(model: nn.Sequential, images: torch.Tensor, eps: float) -> float:
-    """Mean number of unstable ReLUs per image under IBP at full ε (l·u < 0, |l|,|u| ≤ 1e-5 zeroed)."""
+def ibp_unstable_per_image(model: nn.Sequential, images: torch.Tensor, eps: float) -> list[int]:
+    """Unstable ReLUs of each image under IBP at full ε (l·u < 0, |l|,|u| ≤ 1e-5 zeroed)."""
     from certified_pruning.train import interval_relu_inputs
 
     with torch.no_grad():
-        total = 0
+        total = torch.zeros(len(images), dtype=torch.long)
         for lower, upper, _ in interval_relu_inputs(model.eval(), images, eps):
             lower = torch.where(lower.abs() <= 1e-5, torch.zeros_like(lower), lower)
             upper = torch.where(upper.abs() <= 1e-5, torch.zeros_like(upper), upper)
-            total += int((lower * upper < 0).sum())
-    return total / len(images)
+            total += (lower * upper < 0).flatten(1).sum(1)
+    return total.tolist()
+
+
+def ibp_unstable(model: nn.Sequential, images: torch.Tensor, eps: float) -> float:
+    """Mean number of unstable ReLUs per image under IBP at full ε."""
+    return float(np.mean(ibp_unstable_per_image(model, images, eps)))
 
 
 # ---------------------------------------------------------------- points file (resumable)
@@ -250,8 +263,7 @@ def verify_point(grid: GridContext, model: nn.Sequential, masks: dict, mode: str
     """Compress (channel methods), verify the first `images` test images, and summarise one point."""
     from certified_pruning.models import count_relus
     from certified_pruning.prune import channel_parameter_masks, compress_channels, sparsity
-    from certified_pruning.train import accuracy
-    from certified_pruning.verify import VerifierConfig, summarise, verify_dataset
+    from certified_pruning.verify import VerifierConfig, stage_counts, summarise, verify_dataset
 
     config, split = grid.config, grid.split
     structured = pruner_of(method) in STRUCTURED
@@ -265,7 +277,8 @@ def verify_point(grid: GridContext, model: nn.Sequential, masks: dict, mode: str
     images, labels = split.test_images[:count], split.test_labels[:count]
     verifier = VerifierConfig(eps=config.eps, timeout=config.timeout, pgd_steps=config.pgd_steps,
                               pgd_restarts=config.pgd_restarts, alpha_iterations=config.alpha_iterations,
-                              batch_domains=config.batch_domains, seed=grid.ctx.seed)
+                              batch_domains=config.batch_domains, max_domains=config.bab_domains,
+                              seed=grid.ctx.seed)
     started = time.perf_counter()
     results = verify_dataset(model, images, labels, verifier,
                              grid.ctx.artifact(f"verification/{mode}_{method}_r{round_index}.jsonl"), resume=True)
@@ -273,12 +286,15 @@ def verify_point(grid: GridContext, model: nn.Sequential, masks: dict, mode: str
     summary = summarise(results)
     reached = [r for r in results if r.initial_bound is not None]  # images that got to α-CROWN
     dense_conv = sum(m.weight.numel() for m in grid.fresh_model().modules() if isinstance(m, nn.Conv2d))
+    unstable = ibp_unstable_per_image(model, images, config.eps)
+    with torch.no_grad():
+        test_correct = (model(split.test_images).argmax(1) == split.test_labels).int().tolist()
     return {
         "mode": mode, "method": method, "round": round_index,
         "sparsity": sparsity(masks) if masks else 0.0,  # of the method's own unit (conv weights, or channels)
         "weight_sparsity": weight_sparsity(model, dense_conv),
         "relus": count_relus(model, split.input_shape),
-        "test_accuracy": accuracy(model, split.test_images, split.test_labels),
+        "test_accuracy": float(np.mean(test_correct)),
         "clean_accuracy": summary["clean_accuracy"],
         "certified_accuracy": summary["verified_accuracy"],
         "verified": sum(r.status == "verified" for r in results),
@@ -286,7 +302,7 @@ def verify_point(grid: GridContext, model: nn.Sequential, masks: dict, mode: str
         "timeout": sum(r.status == "timeout" for r in results),
         "unknown": sum(r.status == "unknown" for r in results),
         "images": count,
-        "ibp_unstable": ibp_unstable(model, images, config.eps),
+        "ibp_unstable": float(np.mean(unstable)),
         "crown_unstable": float(np.mean([r.unstable_neurons for r in reached])) if reached else None,
         "initial_bound": float(np.mean([r.initial_bound for r in reached])) if reached else None,
         "mean_domains": summary["mean_domains"],
@@ -294,6 +310,11 @@ def verify_point(grid: GridContext, model: nn.Sequential, masks: dict, mode: str
         "mean_verify_seconds": summary["mean_seconds"],
         "train_seconds": round(train_seconds, 2),
         "verify_seconds": round(verify_seconds, 2),
+        "stages": stage_counts(results),
+        # per item, for the headline claims' paired bootstrap intervals (same images / test items in every point)
+        "certified_per_image": [int(r.verified) for r in results],
+        "ibp_unstable_per_image": unstable,
+        "test_correct": test_correct,
     }
 
 
@@ -376,7 +397,7 @@ def run_pruning(config: PruningConfig, ctx) -> dict:
     """Run every (mode, method) unit not yet done, then tabulate the points, draw the figures, check the claims."""
     from certified_pruning.data import load_split
     from certified_pruning.models import model_config_for
-    from certified_pruning.pruning_report import claims, figures, summary_tables
+    from certified_pruning.pruning_report import claims, figures, stage_totals, summary_tables
 
     check_pruning(config, ctx)
     split = load_split(config.dataset, seed=ctx.seed)
@@ -390,7 +411,7 @@ def run_pruning(config: PruningConfig, ctx) -> dict:
     points = read_points(points_path)
     if config.make_figures:
         figures(points, ctx.path / "figures")
-    return {"metrics": {"points": len(points), "units": len(units)},
-            "claims": claims(points),
+    return {"metrics": {"points": len(points), "units": len(units), **stage_totals(points)},
+            "claims": claims(points, config.headline_method, seed=ctx.seed),
             "tables": summary_tables(points),
             "config_summary": asdict(config)}
