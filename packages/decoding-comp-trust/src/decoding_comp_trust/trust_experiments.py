@@ -14,7 +14,7 @@ from typing import Any
 
 from repro_shared import io
 from repro_shared.errors import ConfigError
-from repro_shared.experiments import Claim, Experiment
+from repro_shared.experiments import ALL_SCALES, Claim, Experiment
 from repro_shared.logging import get_logger
 
 from .trust import report
@@ -26,6 +26,7 @@ from .trust.toxicity_scorers import make_scorer
 
 log = get_logger(__name__)
 TINY = "tiny-random"
+PACKAGE = "decoding-comp-trust"
 # 19 of the 57 MMLU subjects for `quick` (every third alphabetically; the passage-heavy history and law subjects
 # replaced by short-question ones, because 5-shot prompt length dominates CPU time).
 QUICK_MMLU_SUBJECTS = ("abstract_algebra", "business_ethics", "college_chemistry", "college_medicine",
@@ -42,6 +43,9 @@ class TrustConfig:
     model: str = "smollm2-135m-instruct"  # dense base: alias, Hub id, folder, or "tiny-random"
     conv_template: str = "chatml"  # llama-2 | vicuna_v1.1 | redpajama-incite-instruct | chatml
     compressed_runs: tuple[str, ...] = ()  # compress run dirs; every models/*/ inside is evaluated
+    # the compress run evaluated when `compressed_runs` is empty: a scale name (smoke, quick, tour, paper) stands for
+    # that scale's run at this run's --seed under this run's --out, anything else is a run directory; "": none
+    compress_run: str = ""
     settings: tuple[str, ...] = ()  # only these setting names from the compress runs (empty: all)
     perspectives: tuple[str, ...] = ALL_DIMENSIONS
     max_items: int | None = None  # items per scenario file (None: all, the paper)
@@ -98,15 +102,25 @@ class ModelEntry:
     meta: dict[str, Any]
 
 
-def compressed_models(config: TrustConfig) -> list[ModelEntry]:
+def compress_runs(config: TrustConfig, out: str | Path = "runs", seed: int = 0) -> tuple[str, ...]:
+    """The compress run directories to evaluate: `compressed_runs`, else the one `compress_run` names."""
+    if config.compressed_runs or not config.compress_run:
+        return tuple(config.compressed_runs)
+    if config.compress_run in ALL_SCALES:
+        return (str(Path(out) / PACKAGE / "compress" / f"{config.compress_run}-seed{seed}"),)
+    return (config.compress_run,)
+
+
+def compressed_models(config: TrustConfig, runs: tuple[str, ...] | None = None) -> list[ModelEntry]:
     """Every `models/<setting>/` of the compress runs (validated as causal LMs; `compression.json` required)."""
     entries = []
-    for run in config.compressed_runs:
+    for run in config.compressed_runs if runs is None else runs:
         folder = Path(run) / "models"
         if not Path(run).is_dir():
             raise ConfigError(f"compressed run {run} does not exist",
-                              "run `repro run decoding-comp-trust:compress --scale quick` first, pass its run "
-                              "directory, or evaluate the dense model alone with --set compressed_runs=[]")
+                              "run `repro run decoding-comp-trust:compress --scale quick` first (same --seed and "
+                              "--out), pass a run directory with --set compress_run=DIR, or evaluate the dense model "
+                              "alone with --set compress_run=''")
         if not folder.is_dir():
             raise ConfigError(f"compressed run {run} has no models/ folder",
                               "pass the run directory of a decoding-comp-trust:compress run")
@@ -159,7 +173,7 @@ def preflight(config: TrustConfig, ctx: Any) -> None:
     """Data present (or reported), compressed model folders valid, API key present — before any generation."""
     root, _ = locate_data(ctx.data_dir)
     check_data(root, tuple(config.perspectives), config.on_missing)
-    compressed_models(config)
+    compressed_models(config, compress_runs(config, ctx.options.out, ctx.seed))
     if config.toxicity_scorer == "perspective" and "toxicity" in config.perspectives:
         make_scorer("perspective")
 
@@ -168,15 +182,23 @@ def run_trust(config: TrustConfig, ctx: Any) -> dict[str, Any]:
     root, mmlu_root = locate_data(ctx.data_dir)
     missing = check_data(root, tuple(config.perspectives), config.on_missing)
     cache_root = Path(config.cache_dir) if config.cache_dir else ctx.path / "generations"
-    models = [dense_model(config, cache_root), *compressed_models(config)]
+    runs = compress_runs(config, ctx.options.out, ctx.seed)
+    models = [dense_model(config, cache_root), *compressed_models(config, runs)]
     scorer = make_scorer(config.toxicity_scorer, cache_root)
     options = eval_options(config, ctx.seed)
-    evaluated = []
+    evaluated, logged = [], _logged_steps(ctx.path / "metrics.jsonl")
     for index, entry in enumerate(models):
         evaluated.append(_evaluate_one(entry, config, ctx, root, mmlu_root, options, scorer, missing, cache_root))
-        ctx.log_metrics(step=index, **{f"{k}": v["score"] for k, v in evaluated[-1]["results"].items()
-                                       if v["score"] is not None})
+        if index not in logged:  # a resumed run logged the models it finished before it stopped
+            ctx.log_metrics(step=index, **{f"{k}": v["score"] for k, v in evaluated[-1]["results"].items()
+                                           if v["score"] is not None})
     return _results(evaluated, config, ctx, scorer.name, missing)
+
+
+def _logged_steps(metrics_path: Path) -> set[int]:
+    from repro_shared.logging import read_metrics
+
+    return {record.get("step") for record in read_metrics(metrics_path)} if metrics_path.exists() else set()
 
 
 def _evaluate_one(entry: ModelEntry, config: TrustConfig, ctx: Any, root: Path, mmlu_root: Path | None,
@@ -295,16 +317,12 @@ def trust_experiments() -> list[Experiment]:
         "quick": TrustConfig(model="smollm2-135m-instruct", conv_template="chatml", max_items=2, n_samples=2,
                              max_tokens=32, runs=1, mmlu_items=1, mmlu_subjects=QUICK_MMLU_SUBJECTS, batch_size=16,
                              item_overrides=("fairness=12",),  # DPD/EOD need ≥ 3 recognised answers per setting
-                             compressed_runs=_quick_compressed_runs()),
+                             compress_run="quick"),
         "paper": TrustConfig(model="meta-llama/Llama-2-13b-chat-hf", conv_template="llama-2", batch_size=32,
                              toxicity_scorer="perspective", on_missing="error",
-                             compressed_runs=("runs/decoding-comp-trust/compress/paper-seed0",)),
+                             compress_run="paper"),
     }
+    # every model is loaded in float32 (HFEngine.from_folder without a dtype): --dtype is not read, only auto passes
     return [Experiment("trust", "dense and compressed models on the 8 DecodingTrust perspectives + MMLU (Table/Fig. 2)",
-                       scales, run_trust, preflight=preflight)]
-
-
-def _quick_compressed_runs() -> tuple[str, ...]:
-    """The `compress` experiment's quick run, where `repro run decoding-comp-trust:compress --scale quick` puts it."""
-    return ("runs/decoding-comp-trust/compress/quick-seed0",)
+                       scales, run_trust, preflight=preflight, dtypes=())]
 
