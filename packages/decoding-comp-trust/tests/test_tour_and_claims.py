@@ -131,3 +131,25 @@ def test_importing_the_experiments_imports_no_heavy_library():
             f"print(','.join(m for m in {heavy!r} if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == ""
+
+
+def trust_model(name, mmlu, ood, **meta):
+    return {"name": name, "meta": {"method": "none", **meta},
+            "results": {"mmlu": {"score": mmlu}, "ood": {"score": ood}}}
+
+
+def test_trust_claim_effects_on_a_hand_made_table():
+    from decoding_comp_trust.trust_experiments import claims
+
+    models = [trust_model("dense", 50.0, 60.0),
+              trust_model("rtn-w8", 49.0, 62.0, method="rtn", bits=8),          # largest |Δ| 2 → effect 3 − 2
+              trust_model("rtn-w4", 44.0, 60.0, method="rtn", bits=4),          # largest |Δ| 6 → effect 5 − 6
+              trust_model("rtn-w3", 40.0, 50.0, method="rtn", bits=3),          # largest |Δ| 10 → 10 − 6
+              trust_model("mag-2of4", 45.0, 55.0, method="magnitude", sparsity=0.5, pattern="2:4"),
+              trust_model("mag-4of8", 51.0, 59.0, method="magnitude", sparsity=0.5, pattern="4:8")]
+    effects = {claim.name.split(" (")[0].split(":")[0]: claim.effect for claim in claims(models)}
+    assert effects["8-bit quantization"] == pytest.approx(1.0)
+    assert effects["4-bit quantization"] == pytest.approx(-1.0)
+    assert effects["3-bit quantization degrades more than 4/8-bit"] == pytest.approx(4.0)
+    assert effects["50% pruning costs MMLU"] == pytest.approx(-1.0)  # the 4:8 model gained a point
+    assert effects["among N"] == pytest.approx(0.0 - (-5.0))  # mean Δ 4:8 = 0, 2:4 = −5

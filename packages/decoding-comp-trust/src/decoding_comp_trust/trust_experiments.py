@@ -275,25 +275,31 @@ def claims(models: list[dict[str, Any]]) -> list[Claim]:
 
     out = []
     w8, w4, w3 = worst(8), worst(4), worst(3)
+    # effects: positive = the paper's direction (margin − largest |Δ|; a difference of largest |Δ|; −largest Δ)
     out.append(Claim("8-bit quantization: |score − dense| < 3 points on every dimension", "< 3 (max 2.8)",
-                     w8, None if w8 is None else w8 < 3.0, "largest |Δ| over 8-bit settings and dimensions"))
+                     w8, note="largest |Δ| over 8-bit settings and dimensions; effect = 3 − that",
+                     effect=None if w8 is None else 3.0 - w8))
     out.append(Claim("4-bit quantization: within 5 points of dense on every dimension", "< 5", w4,
-                     None if w4 is None else w4 < 5.0, "largest |Δ| over 4-bit settings"))
+                     note="largest |Δ| over 4-bit settings; effect = 5 − that",
+                     effect=None if w4 is None else 5.0 - w4))
     higher = [w for w in (w4, w8) if w is not None]
     out.append(Claim("3-bit quantization degrades more than 4/8-bit (largest |Δ|)", "GPTQ3 collapses (−48.8 toxicity)",
-                     w3, None if w3 is None or not higher else w3 > max(higher)))
+                     w3, note="effect = largest |Δ| at 3 bits − at 4/8 bits",
+                     effect=None if w3 is None or not higher else w3 - max(higher)))
     pruned = [row.get("MMLU") for s, row in diffs.items() if meta[s].get("sparsity") and row.get("MMLU") is not None]
     out.append(Claim("50% pruning costs MMLU", "−13 … −19 (2:4)", min(pruned) if pruned else None,
-                     None if not pruned else max(pruned) < 0))
+                     note="effect = −(largest MMLU Δ over pruned models): positive when every one loses",
+                     effect=-max(pruned) if pruned else None))
     by_pattern = {}
     for s, row in diffs.items():
         values = [v for k, v in row.items() if k != "setting" and v is not None]
         if meta[s].get("pattern") in ("1:2", "2:4", "4:8") and values:
             by_pattern.setdefault(meta[s]["pattern"], []).append(sum(values) / len(values))
     means = {p: round(sum(v) / len(v), 1) for p, v in by_pattern.items()}
+    others = [v for p, v in means.items() if p != "4:8"]
     out.append(Claim("among N:M patterns 4:8 hurts least (mean Δ over dimensions)", "1:2 < 2:4 < 4:8",
-                     str(means) if means else None,
-                     None if len(means) < 2 or "4:8" not in means else means["4:8"] == max(means.values())))
+                     str(means) if means else None, note="effect = mean Δ of 4:8 − the best other pattern's",
+                     effect=means["4:8"] - max(others) if "4:8" in means and others else None))
     spread = {}
     for key, dims in report.seed_groups(models).items():
         stds = [s for d, (_, s, n) in dims.items() if n > 1 and d != "mmlu"]
@@ -302,8 +308,8 @@ def claims(models: list[dict[str, Any]]) -> list[Claim]:
     low = [v for k, v in spread.items() if "3bit" in k]
     high = [v for k, v in spread.items() if "4bit" in k or "8bit" in k]
     out.append(Claim("seed std of trust scores grows as bits shrink (3-bit > 4-bit)", "GPTQ3 up to 9.8 vs GPTQ4 4.4",
-                     str(spread) if spread else None,
-                     None if not low or not high else max(low) > max(high)))
+                     str(spread) if spread else None, note="effect = largest 3-bit std − largest 4/8-bit std",
+                     effect=max(low) - max(high) if low and high else None))
     return out
 
 
