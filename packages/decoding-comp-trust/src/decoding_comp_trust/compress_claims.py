@@ -52,7 +52,7 @@ def _diff_claim(name: str, paper: str, worse: np.ndarray, better: np.ndarray, se
     effect = statistic(worse, better)
     interval = bootstrap_interval(statistic, worse, better, seed=seed)
     ratio = math.exp(float(np.mean(worse - better)))
-    measured = f"ppl ratio {ratio:.3g} ({float(np.mean(worse - better)):+.3f} nats/token)"
+    measured = f"ppl ratio {ratio:.4f} ({float(np.mean(worse - better)):+.4f} nats/token)"
     return Claim(name, paper, measured, note=note, effect=effect, interval=interval)
 
 
