@@ -357,6 +357,17 @@ def test_smoke_experiment_writes_the_run_directory_contract(tmp_path: Path) -> N
     per_setting = {row["setting"]: row for row in results["tables"]["per_setting"]}
     assert per_setting["gptq-w3-g32"]["seeds"] == 2 and per_setting["gptq-w3-g32"]["perplexity_std"] is not None
     assert (run / "figures" / "perplexity_per_setting.png").stat().st_size > 0
+    # perplexity is exp of the mean per-window NLL kept in the manifest; the claims carry effects and intervals
+    wanda_manifest = json.loads((run / "models" / "wanda-2of4-seed0" / "compression.json").read_text())
+    assert len(wanda_manifest["window_nll"]) == config.eval_windows
+    assert math.exp(sum(wanda_manifest["window_nll"]) / config.eval_windows) == pytest.approx(
+        wanda_manifest["perplexity"], rel=1e-5)
+    claims = {claim["name"].split(" (")[0]: claim for claim in results["claims"]}
+    pruning = claims["wanda 2:4 pruning"]
+    dense_nll = json.loads((run / "dense" / "tiny-random.json").read_text())["window_nll"]
+    assert pruning["effect"] == pytest.approx(
+        (sum(wanda_manifest["window_nll"]) - sum(dense_nll)) / config.eval_windows, abs=1e-5)
+    assert pruning["interval"][0] <= pruning["effect"] <= pruning["interval"][1]
     # a second run with a shorter job list reuses (hard-links) the finished models instead of recomputing them
     again = dataclasses.replace(config, settings=("rtn-w4", "wanda-2:4"), extra_seed_settings=(),
                                 reuse_models_from=str(run))

@@ -114,3 +114,19 @@ def test_item_overrides_are_parsed_and_checked():
     assert options.limits_for("fairness").max_items == 12 and options.limits_for("ethics").max_items == 2
     with pytest.raises(ConfigError, match="item_overrides"):
         TrustConfig(item_overrides=("fairness=many",))
+
+
+def test_resume_logs_each_model_once(tmp_path, data_dir):
+    """A run stopped after its models were scored and resumed logs no second metrics record for them."""
+    from decoding_comp_trust.trust.tiny import build_tiny_model
+
+    setting = tmp_path / "compress" / "models" / "rtn-w8-g64"
+    build_tiny_model(setting, seed=1)
+    (setting / "compression.json").write_text(json.dumps({"method": "rtn", "bits": 8, "base_model": "tiny-random"}))
+    config = smoke_config(compressed_runs=(str(tmp_path / "compress"),), perspectives=("mmlu",),
+                          cache_dir=str(tmp_path / "cache"))
+    run_dir = run(tmp_path, data_dir, config, "stopped")
+    run_dir.results_path.unlink()  # as if killed after the last model, before the results were written
+    run(tmp_path, data_dir, config, "stopped", resume=True)
+    steps = [json.loads(line)["step"] for line in run_dir.metrics_path.read_text().splitlines()]
+    assert steps == [0, 1]

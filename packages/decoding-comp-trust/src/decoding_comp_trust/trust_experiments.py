@@ -14,7 +14,7 @@ from typing import Any
 
 from repro_shared import io
 from repro_shared.errors import ConfigError
-from repro_shared.experiments import Claim, Experiment
+from repro_shared.experiments import ALL_SCALES, Claim, Experiment
 from repro_shared.logging import get_logger
 
 from .data import TRUST_DATASETS
@@ -27,6 +27,7 @@ from .trust.toxicity_scorers import make_scorer
 
 log = get_logger(__name__)
 TINY = "tiny-random"
+PACKAGE = "decoding-comp-trust"
 # 19 of the 57 MMLU subjects for `quick` (every third alphabetically; the passage-heavy history and law subjects
 # replaced by short-question ones, because 5-shot prompt length dominates CPU time).
 QUICK_MMLU_SUBJECTS = ("abstract_algebra", "business_ethics", "college_chemistry", "college_medicine",
@@ -43,6 +44,9 @@ class TrustConfig:
     model: str = "smollm2-135m-instruct"  # dense base: alias, Hub id, folder, or "tiny-random"
     conv_template: str = "chatml"  # llama-2 | vicuna_v1.1 | redpajama-incite-instruct | chatml
     compressed_runs: tuple[str, ...] = ()  # compress run dirs; every models/*/ inside is evaluated
+    # the compress run evaluated when `compressed_runs` is empty: a scale name (smoke, quick, tour, paper) stands for
+    # that scale's run at this run's --seed under this run's --out, anything else is a run directory; "": none
+    compress_run: str = ""
     settings: tuple[str, ...] = ()  # only these setting names from the compress runs (empty: all)
     perspectives: tuple[str, ...] = ALL_DIMENSIONS
     max_items: int | None = None  # items per scenario file (None: all, the paper)
@@ -99,15 +103,25 @@ class ModelEntry:
     meta: dict[str, Any]
 
 
-def compressed_models(config: TrustConfig) -> list[ModelEntry]:
+def compress_runs(config: TrustConfig, out: str | Path = "runs", seed: int = 0) -> tuple[str, ...]:
+    """The compress run directories to evaluate: `compressed_runs`, else the one `compress_run` names."""
+    if config.compressed_runs or not config.compress_run:
+        return tuple(config.compressed_runs)
+    if config.compress_run in ALL_SCALES:
+        return (str(Path(out) / PACKAGE / "compress" / f"{config.compress_run}-seed{seed}"),)
+    return (config.compress_run,)
+
+
+def compressed_models(config: TrustConfig, runs: tuple[str, ...] | None = None) -> list[ModelEntry]:
     """Every `models/<setting>/` of the compress runs (validated as causal LMs; `compression.json` required)."""
     entries = []
-    for run in config.compressed_runs:
+    for run in config.compressed_runs if runs is None else runs:
         folder = Path(run) / "models"
         if not Path(run).is_dir():
             raise ConfigError(f"compressed run {run} does not exist",
-                              "run `repro run decoding-comp-trust:compress --scale quick` first, pass its run "
-                              "directory, or evaluate the dense model alone with --set compressed_runs=[]")
+                              "run `repro run decoding-comp-trust:compress --scale quick` first (same --seed and "
+                              "--out), pass a run directory with --set compress_run=DIR, or evaluate the dense model "
+                              "alone with --set compress_run=''")
         if not folder.is_dir():
             raise ConfigError(f"compressed run {run} has no models/ folder",
                               "pass the run directory of a decoding-comp-trust:compress run")
@@ -160,7 +174,7 @@ def preflight(config: TrustConfig, ctx: Any) -> None:
     """Data present (or reported), compressed model folders valid, API key present — before any generation."""
     root, _ = locate_data(ctx.data_dir)
     check_data(root, tuple(config.perspectives), config.on_missing)
-    compressed_models(config)
+    compressed_models(config, compress_runs(config, ctx.options.out, ctx.seed))
     if config.toxicity_scorer == "perspective" and "toxicity" in config.perspectives:
         make_scorer("perspective")
 
@@ -169,15 +183,23 @@ def run_trust(config: TrustConfig, ctx: Any) -> dict[str, Any]:
     root, mmlu_root = locate_data(ctx.data_dir)
     missing = check_data(root, tuple(config.perspectives), config.on_missing)
     cache_root = Path(config.cache_dir) if config.cache_dir else ctx.path / "generations"
-    models = [dense_model(config, cache_root), *compressed_models(config)]
+    runs = compress_runs(config, ctx.options.out, ctx.seed)
+    models = [dense_model(config, cache_root), *compressed_models(config, runs)]
     scorer = make_scorer(config.toxicity_scorer, cache_root)
     options = eval_options(config, ctx.seed)
-    evaluated = []
+    evaluated, logged = [], _logged_steps(ctx.path / "metrics.jsonl")
     for index, entry in enumerate(models):
         evaluated.append(_evaluate_one(entry, config, ctx, root, mmlu_root, options, scorer, missing, cache_root))
-        ctx.log_metrics(step=index, **{f"{k}": v["score"] for k, v in evaluated[-1]["results"].items()
-                                       if v["score"] is not None})
+        if index not in logged:  # a resumed run logged the models it finished before it stopped
+            ctx.log_metrics(step=index, **{f"{k}": v["score"] for k, v in evaluated[-1]["results"].items()
+                                           if v["score"] is not None})
     return _results(evaluated, config, ctx, scorer.name, missing)
+
+
+def _logged_steps(metrics_path: Path) -> set[int]:
+    from repro_shared.logging import read_metrics
+
+    return {record.get("step") for record in read_metrics(metrics_path)} if metrics_path.exists() else set()
 
 
 def _evaluate_one(entry: ModelEntry, config: TrustConfig, ctx: Any, root: Path, mmlu_root: Path | None,
@@ -254,25 +276,31 @@ def claims(models: list[dict[str, Any]]) -> list[Claim]:
 
     out = []
     w8, w4, w3 = worst(8), worst(4), worst(3)
+    # effects: positive = the paper's direction (margin − largest |Δ|; a difference of largest |Δ|; −largest Δ)
     out.append(Claim("8-bit quantization: |score − dense| < 3 points on every dimension", "< 3 (max 2.8)",
-                     w8, None if w8 is None else w8 < 3.0, "largest |Δ| over 8-bit settings and dimensions"))
+                     w8, note="largest |Δ| over 8-bit settings and dimensions; effect = 3 − that",
+                     effect=None if w8 is None else 3.0 - w8))
     out.append(Claim("4-bit quantization: within 5 points of dense on every dimension", "< 5", w4,
-                     None if w4 is None else w4 < 5.0, "largest |Δ| over 4-bit settings"))
+                     note="largest |Δ| over 4-bit settings; effect = 5 − that",
+                     effect=None if w4 is None else 5.0 - w4))
     higher = [w for w in (w4, w8) if w is not None]
     out.append(Claim("3-bit quantization degrades more than 4/8-bit (largest |Δ|)", "GPTQ3 collapses (−48.8 toxicity)",
-                     w3, None if w3 is None or not higher else w3 > max(higher)))
+                     w3, note="effect = largest |Δ| at 3 bits − at 4/8 bits",
+                     effect=None if w3 is None or not higher else w3 - max(higher)))
     pruned = [row.get("MMLU") for s, row in diffs.items() if meta[s].get("sparsity") and row.get("MMLU") is not None]
     out.append(Claim("50% pruning costs MMLU", "−13 … −19 (2:4)", min(pruned) if pruned else None,
-                     None if not pruned else max(pruned) < 0))
+                     note="effect = −(largest MMLU Δ over pruned models): positive when every one loses",
+                     effect=-max(pruned) if pruned else None))
     by_pattern = {}
     for s, row in diffs.items():
         values = [v for k, v in row.items() if k != "setting" and v is not None]
         if meta[s].get("pattern") in ("1:2", "2:4", "4:8") and values:
             by_pattern.setdefault(meta[s]["pattern"], []).append(sum(values) / len(values))
     means = {p: round(sum(v) / len(v), 1) for p, v in by_pattern.items()}
+    others = [v for p, v in means.items() if p != "4:8"]
     out.append(Claim("among N:M patterns 4:8 hurts least (mean Δ over dimensions)", "1:2 < 2:4 < 4:8",
-                     str(means) if means else None,
-                     None if len(means) < 2 or "4:8" not in means else means["4:8"] == max(means.values())))
+                     str(means) if means else None, note="effect = mean Δ of 4:8 − the best other pattern's",
+                     effect=means["4:8"] - max(others) if "4:8" in means and others else None))
     spread = {}
     for key, dims in report.seed_groups(models).items():
         stds = [s for d, (_, s, n) in dims.items() if n > 1 and d != "mmlu"]
@@ -281,8 +309,8 @@ def claims(models: list[dict[str, Any]]) -> list[Claim]:
     low = [v for k, v in spread.items() if "3bit" in k]
     high = [v for k, v in spread.items() if "4bit" in k or "8bit" in k]
     out.append(Claim("seed std of trust scores grows as bits shrink (3-bit > 4-bit)", "GPTQ3 up to 9.8 vs GPTQ4 4.4",
-                     str(spread) if spread else None,
-                     None if not low or not high else max(low) > max(high)))
+                     str(spread) if spread else None, note="effect = largest 3-bit std − largest 4/8-bit std",
+                     effect=max(low) - max(high) if low and high else None))
     return out
 
 
@@ -296,16 +324,12 @@ def trust_experiments() -> list[Experiment]:
         "quick": TrustConfig(model="smollm2-135m-instruct", conv_template="chatml", max_items=2, n_samples=2,
                              max_tokens=32, runs=1, mmlu_items=1, mmlu_subjects=QUICK_MMLU_SUBJECTS, batch_size=16,
                              item_overrides=("fairness=12",),  # DPD/EOD need ≥ 3 recognised answers per setting
-                             compressed_runs=_quick_compressed_runs()),
+                             compress_run="quick"),
         "paper": TrustConfig(model="meta-llama/Llama-2-13b-chat-hf", conv_template="llama-2", batch_size=32,
                              toxicity_scorer="perspective", on_missing="error",
-                             compressed_runs=("runs/decoding-comp-trust/compress/paper-seed0",)),
+                             compress_run="paper"),
     }
+    # every model is loaded in float32 (HFEngine.from_folder without a dtype): --dtype is not read, only auto passes
     return [Experiment("trust", "dense and compressed models on the 8 DecodingTrust perspectives + MMLU (Table/Fig. 2)",
-                       scales, run_trust, preflight=preflight, datasets=TRUST_DATASETS)]
-
-
-def _quick_compressed_runs() -> tuple[str, ...]:
-    """The `compress` experiment's quick run, where `repro run decoding-comp-trust:compress --scale quick` puts it."""
-    return ("runs/decoding-comp-trust/compress/quick-seed0",)
+                       scales, run_trust, preflight=preflight, datasets=TRUST_DATASETS, dtypes=())]
 

@@ -66,17 +66,25 @@ def effective_bits(settings: Any) -> float:
 
 
 @torch.no_grad()
-def perplexity(model: nn.Module, windows: torch.Tensor, batch_size: int = 4) -> float:
-    """exp(mean next-token NLL) over held-out windows (each scored independently, as in wanda's ``eval_ppl``)."""
+def window_nlls(model: nn.Module, windows: torch.Tensor, batch_size: int = 4) -> list[float]:
+    """Mean next-token NLL (nats/token) of each held-out window, scored independently (wanda's ``eval_ppl``).
+
+    Per window rather than pooled so that claims can be bootstrapped over the windows (the test items).
+    """
     model.eval()
-    nll, count = 0.0, 0
+    out: list[float] = []
     for start in range(0, windows.shape[0], batch_size):
         batch = windows[start:start + batch_size].to(next(model.parameters()).device)
         logits = model(batch, use_cache=False).logits[:, :-1].float()
-        nll += float(nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1),
-                                                 reduction="sum"))
-        count += batch[:, 1:].numel()
-    return math.exp(nll / count)
+        nll = nn.functional.cross_entropy(logits.transpose(1, 2), batch[:, 1:], reduction="none")
+        out.extend(float(row) for row in nll.mean(dim=1))
+    return out
+
+
+def perplexity(model: nn.Module, windows: torch.Tensor, batch_size: int = 4) -> float:
+    """exp(mean next-token NLL) over held-out windows (equal lengths: the mean of the windows' means)."""
+    nlls = window_nlls(model, windows, batch_size)
+    return math.exp(sum(nlls) / len(nlls))
 
 
 def folder_size(path: Path) -> int:
