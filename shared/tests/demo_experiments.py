@@ -67,7 +67,7 @@ def run_line(config: LineConfig, ctx) -> dict:
         plt.close(figure)
     return {
         "metrics": {"slope": slope, "intercept": intercept, "final_loss": final_loss},
-        "claims": [Claim("slope is positive", 2.0, slope, slope > 0)],
+        "claims": [Claim("slope is positive", 2.0, slope, effect=slope)],
         "tables": {"parameters": [{"name": "slope", "value": slope}, {"name": "intercept", "value": intercept}]},
     }
 
@@ -92,10 +92,52 @@ def run_data(config: DataConfig, ctx) -> dict:
     return {"metrics": {"rows": len(rows)}}
 
 
+@dataclass(frozen=True)
+class CoinConfig:
+    """A measured effect of known size: ``items`` paired differences drawn as effect + noise * N(0, 1)."""
+
+    effect: float = 0.5
+    noise: float = 1.0
+    items: int = 40
+
+
+def run_coin(config: CoinConfig, ctx) -> dict:
+    import numpy as np
+    from repro_shared.evidence import bootstrap_interval
+
+    rng = np.random.default_rng(ctx.seed)
+    differences = config.effect + config.noise * rng.standard_normal(config.items)
+    mean = float(differences.mean())
+    interval = bootstrap_interval(lambda d: float(np.mean(d)), differences, seed=ctx.seed)
+    return {"metrics": {"mean_difference": mean},
+            "claims": [Claim("the treatment raises the score", "higher", mean, effect=mean, interval=interval),
+                       Claim("a claim without an effect", "yes", "yes", True)]}
+
+
 def experiments() -> list[Experiment]:
     line_scales = {"smoke": LineConfig(steps=10), "quick": LineConfig(steps=40), "paper": LineConfig(steps=1000)}
     data_scales = {scale: DataConfig() for scale in ("smoke", "quick", "paper")}
+    coin_scales = {"smoke": CoinConfig(items=10), "quick": CoinConfig(), "paper": CoinConfig(items=1000),
+                   "tour": CoinConfig(items=20)}
     return [
         Experiment("line", "fit a line by SGD (demo)", line_scales, run_line),
         Experiment("needs-data", "count the rows of a local dataset (demo)", data_scales, run_data, check_data),
+        Experiment("coin", "a paired effect of known size (demo)", coin_scales, run_coin, tour_seeds=(0, 1, 2)),
     ]
+
+
+@dataclass(frozen=True)
+class BoomConfig:
+    error: str = "ZeroDivisionError"
+
+
+def run_boom(config: BoomConfig, ctx) -> dict:
+    import builtins
+
+    raise getattr(builtins, config.error)("boom")
+
+
+def failing_experiments() -> list[Experiment]:
+    """Registered only by tests of failure handling: an experiment that raises an arbitrary exception type."""
+    scales = {scale: BoomConfig() for scale in ("smoke", "quick", "paper", "tour")}
+    return [Experiment("boom", "raises (demo)", scales, run_boom, tour_seeds=(0,))]

@@ -131,8 +131,7 @@ def test_run_all_and_root_report(demo_env, tmp_path, monkeypatch):
     report = (runs / "report.md").read_text()
     assert "demo:line" in report and "demo:needs-data" in report
     assert "slope is positive" in report and "1 of 1 claims hold their direction" in report
-    assert main(["run", "--all", "--scale", "smoke", "--out", str(runs)]) == 1  # complete runs are not redone...
-    assert main(["run", "--all", "--scale", "smoke", "--out", str(runs), "--resume"]) == 0  # ...unless resumed
+    assert main(["run", "--all", "--scale", "smoke", "--out", str(runs)]) == 0  # complete runs are skipped
     assert main(["report", str(runs)]) == 0
 
 

@@ -24,7 +24,9 @@ EPILOG = """examples:
   repro run my-paper:train --scale quick
   repro run my-paper:train --scale quick --set epochs=3 --seed 1
   repro run my-paper:train --scale paper --grid seed=1,2,3 --launcher slurm --slurm-partition gpu
+  repro run my-paper:train --scale quick --seeds 0-4
   repro run --all --scale quick
+  repro reproduce
   repro report runs/
   repro doctor
 """
@@ -68,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
                      help="override a config field; dotted keys for nested fields; repeatable")
     run.add_argument("--seed", type=int, default=0, help="seed of python/numpy/torch (default 0)")
+    run.add_argument("--seeds", metavar="SEEDS",
+                     help="several seeds as separate, resumable runs: 0-4, or 0,2,7 (same as --grid seed=...); "
+                     "`repro report` then aggregates their claims over the seeds")
     run.add_argument("--device", default="auto", help="auto (GPU if present) | cpu | cuda | cuda:N | mps")
     run.add_argument("--dtype", default="auto", help="auto (bf16 on GPUs that support it, else fp32) | fp32 | bf16")
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -87,8 +92,28 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--slurm-mem-gb", type=int, default=64)
     run.add_argument("--slurm-time-min", type=int, default=240, help="job time limit in minutes (default 240)")
 
-    report = commands.add_parser("report", help="write report.md (tables, figures, paper vs this run)")
-    report.add_argument("path", type=Path, help="a run directory or a runs root")
+    report = commands.add_parser(
+        "report", help="write report.md (tables, figures, paper vs this run, claims over seeds)",
+        description="Write report.md for a run directory or a runs root, and print each claim over the seeds of runs "
+        "that differ only in their seed: effect mean ± std (n), 95 %% interval and verdict. Given several run "
+        "directories, aggregate exactly those (refused unless they share experiment, scale and config).")
+    report.add_argument("path", type=Path, nargs="+", help="a run directory or a runs root; or several run directories")
+
+    reproduce = commands.add_parser(
+        "reproduce", help="the headline claims of every installed paper, several seeds each, with verdicts",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run every experiment that has a `tour` config at each of its tour seeds (complete runs are "
+        "reused, interrupted ones resumed), then print each paper's headline claims over the seeds: effect mean ± "
+        "std (n), 95 % interval and verdict (reproduced / contradicted / inconclusive). A failing experiment does "
+        "not stop the others; the exit status is 1 if any failed. Sized for about 30 minutes on a 2-core CPU.",
+        epilog="examples:\n  repro reproduce\n  repro reproduce --packages armin,dp-opt --threads 2\n"
+        "  repro reproduce --list")
+    reproduce.add_argument("--packages", help="comma-separated packages (default: every installed one)")
+    reproduce.add_argument("--list", action="store_true", help="print the planned runs and exit")
+    reproduce.add_argument("--out", type=Path, default=Path("runs"), help="runs root (default ./runs)")
+    reproduce.add_argument("--device", default="auto", help="auto (GPU if present) | cpu | cuda | cuda:N | mps")
+    reproduce.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    reproduce.add_argument("--data-dir", type=Path, help="local datasets folder (default $REPRO_DATA_DIR)")
 
     commands.add_parser("doctor", help="versions, device, and which model/data sources are reachable")
     return parser
@@ -100,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     setup_logging(-1 if args.quiet else args.verbose)
     try:
-        return {"list": _list, "show": _show, "run": _run, "report": _report, "doctor": _doctor}[args.command](args)
+        commands = {"list": _list, "show": _show, "run": _run, "report": _report, "doctor": _doctor,
+                    "reproduce": _reproduce}
+        return commands[args.command](args)
     except ReproError as error:
         print(f"repro: error: {error}", file=sys.stderr)
         return error.exit_code
@@ -185,7 +212,12 @@ def _run(args: argparse.Namespace) -> int:
         raise ReproError("no experiment given", "name one (see repro list), or pass --all")
     experiment = find_experiment(spec)
     options = _options(args, preset)
-    planned = plan_grid(experiment, options, parse_grid(args.grid))
+    grid = parse_grid(args.grid)
+    if args.seeds:
+        if "seed" in grid:
+            raise ReproError("--seeds and --grid seed=... both give seeds", "use one of them")
+        grid["seed"] = [str(seed) for seed in parse_seeds(args.seeds)]
+    planned = plan_grid(experiment, options, grid)
     slurm = SlurmOptions(partition=args.slurm_partition, account=args.slurm_account, gpus_per_node=args.slurm_gpus,
                          cpus_per_task=args.slurm_cpus, mem_gb=args.slurm_mem_gb, timeout_min=args.slurm_time_min)
     for run_dir in launch(experiment, planned, args.launcher, slurm):
@@ -193,40 +225,135 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_all(args: argparse.Namespace) -> int:
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` → 0..4, ``"0,2,7"`` → [0, 2, 7]; ranges and lists combine (``"0-2,9"``); duplicates refused."""
+    seeds: list[int] = []
+    for part in filter(None, (item.strip() for item in text.split(","))):
+        low, dash, high = part.partition("-")
+        try:
+            values = range(int(low), int(high) + 1) if dash and low else [int(part)]
+        except ValueError:
+            raise ReproError(f"--seeds {text!r}: {part!r} is not a seed or a range", "e.g. --seeds 0-4") from None
+        if dash and low and int(high) < int(low):
+            raise ReproError(f"--seeds {text!r}: range {part!r} is empty", "write low-high, e.g. 0-4")
+        seeds.extend(values)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ReproError(f"--seeds {text!r}: give distinct seeds", "e.g. --seeds 0-4 or --seeds 0,1,2")
+    return seeds
+
+
+def _installed_experiments(packages: str | None = None) -> list:
     from .experiments import discover
-    from .launch import launch
-    from .report import write_report
 
     registry = discover()
-    experiments = [exp for entry in registry.values() for exp in entry.experiments]
+    if packages:
+        wanted = [name.strip() for name in packages.split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in registry]
+        if unknown:
+            raise ReproError(f"--packages: {', '.join(unknown)} not installed",
+                             f"installed: {', '.join(registry) or 'none'}")
+        registry = {name: registry[name] for name in wanted}
     broken = [f"{name} ({entry.error})" for name, entry in registry.items() if entry.error]
     if broken:
         raise ReproError(f"packages failed to load their experiments: {'; '.join(broken)}")
-    if not experiments:
-        print("no experiments installed: nothing to run (see repro list)")
-        return 0
-    options = _options(args, {"overrides": {}})
-    failed = []
-    for experiment in experiments:
-        try:
-            launch(experiment, [options], args.launcher)
-        except ReproError as error:
-            print(f"repro: {experiment.id}: error: {error}", file=sys.stderr)
-            failed.append(experiment.id)
-    print(write_report(options.out))
-    if failed:
-        print(f"repro: {len(failed)} of {len(experiments)} experiments failed: {', '.join(failed)}", file=sys.stderr)
+    return [exp for entry in registry.values() for exp in entry.experiments]
+
+
+def _finish_batch(outcome, total: int, out: Path) -> int:
+    from .batch import failure_summary
+
+    print(out / "report.md")
+    if not outcome.ok:
+        print(f"repro: {failure_summary(outcome, total)}", file=sys.stderr)
         return 1
     return 0
 
 
-def _report(args: argparse.Namespace) -> int:
-    from .report import write_report
+def _run_all(args: argparse.Namespace) -> int:
+    import dataclasses
 
-    if not args.path.exists():
-        raise ReproError(f"{args.path}: no such run directory or runs root")
-    print(write_report(args.path))
+    from .batch import PlannedRun, run_batch
+
+    experiments = _installed_experiments()
+    if not experiments:
+        print("no experiments installed: nothing to run (see repro list)")
+        return 0
+    options = _options(args, {"overrides": {}})
+    seeds = parse_seeds(args.seeds) if args.seeds else [options.seed]
+    plan = [PlannedRun(experiment, dataclasses.replace(options, seed=seed)) for experiment in experiments
+            for seed in seeds]
+    runner = None
+    if args.launcher != "local":
+        from .launch import SlurmOptions, launch
+
+        slurm = SlurmOptions(partition=args.slurm_partition, account=args.slurm_account,
+                             gpus_per_node=args.slurm_gpus, cpus_per_task=args.slurm_cpus, mem_gb=args.slurm_mem_gb,
+                             timeout_min=args.slurm_time_min)
+
+        def runner(planned: PlannedRun) -> Path:
+            return launch(planned.experiment, [planned.options], args.launcher, slurm)[0]
+
+    outcome = run_batch(plan, options.out, runner)
+    return _finish_batch(outcome, len(plan), options.out)
+
+
+def _reproduce(args: argparse.Namespace) -> int:
+    from .aggregate import group_by_config, group_title, read_run, summarise_claims, text_table
+    from .batch import PlannedRun, run_batch
+    from .experiments import TOUR
+    from .runs import RunOptions
+    from .sources import data_dir
+
+    if args.data_dir is not None:
+        if not args.data_dir.is_dir():
+            raise ReproError(f"--data-dir {args.data_dir}: no such directory")
+        os.environ["REPRO_DATA_DIR"] = str(args.data_dir.resolve())
+    tours = [exp for exp in _installed_experiments(args.packages) if exp.has_tour]
+    if not tours:
+        print("no installed experiment has a tour config: nothing to reproduce (see repro list)")
+        return 0
+    plan = [PlannedRun(exp, RunOptions(scale=TOUR, seed=seed, device=args.device, threads=args.threads,
+                                       out=args.out, data_dir=data_dir(args.data_dir)))
+            for exp in tours for seed in exp.tour_seeds]
+    if args.list:
+        for planned in plan:
+            print(f"{planned.label:60} -> {planned.run_dir.path}")
+        return 0
+    outcome = run_batch(plan, args.out)
+    print(f"\nrepro reproduce: {len(plan)} runs in {outcome.seconds / 60:.1f} min")
+    done = {path.resolve() for path in outcome.completed}
+    runs = [read_run(planned.run_dir.path) for planned in plan if planned.run_dir.path.resolve() in done]
+    for group in group_by_config(runs):
+        summaries = summarise_claims(group)
+        if summaries:
+            print(f"\n{group_title(group)}\n{text_table(summaries)}")
+    return _finish_batch(outcome, len(plan), args.out)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .aggregate import check_same_config, group_by_config, group_title, read_run, summarise_claims, text_table
+    from .report import find_runs, write_report
+
+    for path in args.path:
+        if not path.exists():
+            raise ReproError(f"{path}: no such run directory or runs root")
+    if len(args.path) > 1:
+        if not all((path / "results.json").is_file() for path in args.path):
+            raise ReproError("several paths must each be a finished run directory (with results.json)",
+                             "or pass one runs root")
+        runs = [read_run(path) for path in args.path]
+        check_same_config(runs)
+        groups = [runs]
+        for path in args.path:
+            print(write_report(path))
+    else:
+        print(write_report(args.path[0]))
+        run_dirs = find_runs(args.path[0])
+        groups = group_by_config(read_run(path) for path in run_dirs)
+    for group in groups:
+        summaries = summarise_claims(group)
+        if summaries and (len(group) > 1 or any(s.evidence for s in summaries)):
+            print(f"\n{group_title(group)}\n{text_table(summaries)}")
     return 0
 
 

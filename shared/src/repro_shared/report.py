@@ -13,7 +13,7 @@ import json
 import math
 import numbers
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -92,8 +92,14 @@ def _claim_dict(claim: Any) -> dict[str, Any]:
 def _claim_row(claim: Any) -> dict[str, Any]:
     claim = _claim_dict(claim)
     holds = claim.get("direction_holds")
-    return {"claim": claim.get("name", ""), "paper": claim.get("paper_value"), "this run": claim.get("measured_value"),
-            "same direction": DIRECTION.get(None if holds is None else bool(holds)), "note": claim.get("note") or ""}
+    row = {"claim": claim.get("name", ""), "paper": claim.get("paper_value"), "this run": claim.get("measured_value"),
+           "same direction": DIRECTION.get(None if holds is None else bool(holds)), "note": claim.get("note") or ""}
+    if claim.get("effect") is not None:
+        row["effect"] = claim["effect"]
+        interval = claim.get("interval")
+        if interval:
+            row["95 % interval (items)"] = f"[{format_value(interval[0])}, {format_value(interval[1])}]"
+    return row
 
 
 def claims_table(claims: Iterable[Any]) -> str:
@@ -294,10 +300,20 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
 
 def find_runs(root: str | os.PathLike) -> list[Path]:
     """Every run directory below ``root`` (a folder holding ``results.json``), sorted; hidden folders are skipped."""
+    return _find_files(root, "results.json")
+
+
+def find_unfinished_runs(root: str | os.PathLike) -> list[Path]:
+    """Run directories below ``root`` that have a ``status.json`` but no ``results.json``: failed or interrupted."""
+    finished = set(find_runs(root))
+    return [path for path in _find_files(root, "status.json") if path not in finished]
+
+
+def _find_files(root: str | os.PathLike, name: str) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(path.parent for path in root.rglob("results.json")
+    return sorted(path.parent for path in root.rglob(name)
                   if path.is_file() and not any(part.startswith(".") for part in path.relative_to(root).parts))
 
 
@@ -342,12 +358,21 @@ def _refresh(run_dir: Path) -> tuple[dict[str, Any], str | None]:
     return io.read_json(run_dir / "results.json"), None
 
 
-def render_root_report(root: str | os.PathLike, runs: list[tuple[Path, Mapping[str, Any], str | None]]) -> str:
-    """The Markdown of a runs root's report from (run directory, results, error) triples."""
+def render_root_report(root: str | os.PathLike, runs: list[tuple[Path, Mapping[str, Any], str | None]],
+                       problems: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The Markdown of a runs root's report from (run directory, results, error) triples.
+
+    ``problems`` are rows for runs that failed, were interrupted or were planned but never started.
+    """
     root = Path(root)
     parts = [f"# Reproduction report: {root.name or root}\n",
-             f"{len(runs)} run{'s' if len(runs) != 1 else ''} below `{root.as_posix()}`.\n",
-             _section("Runs", markdown_table([_run_summary(root, *run) for run in runs]))]
+             f"{len(runs)} run{'s' if len(runs) != 1 else ''} below `{root.as_posix()}`.\n"]
+    if problems:
+        parts.append(_section("Failed, incomplete and missing runs", markdown_table(list(problems))))
+    evidence = claims_over_seeds([run_dir for run_dir, _, _ in runs])
+    if evidence:
+        parts.append(_section("Claims over seeds", evidence))
+    parts.append(_section("Runs", markdown_table([_run_summary(root, *run) for run in runs])))
     claim_rows = [{"experiment": results.get("experiment", run_dir.relative_to(root).as_posix()),
                    "run": run_dir.name, **_claim_row(claim)}
                   for run_dir, results, _ in runs for claim in results.get("claims") or []]
@@ -358,14 +383,48 @@ def render_root_report(root: str | os.PathLike, runs: list[tuple[Path, Mapping[s
     return "\n".join(parts)
 
 
-def write_report(path: str | os.PathLike) -> Path:
-    """Report a run directory (``write_run_report``) or a runs root: refresh every run's report, then summarise."""
+def claims_over_seeds(run_dirs: Sequence[Path]) -> str:
+    """Markdown: per group of runs that differ only in the seed, each claim's effect over the seeds and its verdict."""
+    from .aggregate import group_by_config, group_title, read_run, summarise_claims, verdict_counts
+
+    parts = []
+    for group in group_by_config(read_run(run_dir) for run_dir in run_dirs):
+        summaries = summarise_claims(group)
+        if not summaries:
+            continue
+        counts = ", ".join(f"{count} {verdict}" for verdict, count in verdict_counts(summaries).items())
+        parts.append(f"### {group_title(group)}\n\n{markdown_table([s.row() for s in summaries])}\n{counts}.\n")
+    return "\n".join(parts)
+
+
+def _problem_rows(root: Path, expected: Sequence[Path]) -> list[dict[str, Any]]:
+    """A row for each unfinished run below ``root`` and each expected run directory that does not exist."""
+    rows = []
+    for run_dir in find_unfinished_runs(root):
+        status = _read_status(run_dir)
+        rows.append({"run": run_dir.relative_to(root).as_posix(), "state": status.get("state", "unknown"),
+                     "error": status.get("error", "")})
+    for run_dir in expected:
+        if not Path(run_dir).exists():
+            relative = Path(run_dir).relative_to(root) if Path(run_dir).is_relative_to(root) else Path(run_dir)
+            rows.append({"run": relative.as_posix(), "state": "missing (never started)", "error": ""})
+    return rows
+
+
+def write_report(path: str | os.PathLike, expected: Sequence[Path] = ()) -> Path:
+    """Report a run directory (``write_run_report``) or a runs root: refresh every run's report, then summarise.
+
+    For a runs root, ``expected`` names run directories that should exist (a batch's plan): those that do not, and
+    every run below the root that failed or was interrupted, are listed at the top of the report.
+    """
     path = Path(path)
     if (path / "results.json").is_file():
         return write_run_report(path)
     run_dirs = find_runs(path)
-    if not run_dirs:
+    problems = _problem_rows(path, expected)
+    if not run_dirs and not problems:
         raise NotFoundError(f"no results.json under {path}", "run `repro run ...` first")
     runs = [(run_dir, *_refresh(run_dir)) for run_dir in run_dirs]
-    io.atomic_write_text(path / REPORT, render_root_report(path, runs))
+    path.mkdir(parents=True, exist_ok=True)
+    io.atomic_write_text(path / REPORT, render_root_report(path, runs, problems))
     return path / REPORT

@@ -1,0 +1,111 @@
+"""Intervals and verdicts (repro_shared.evidence) and claims aggregated over seeds (repro_shared.aggregate)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from repro_shared.aggregate import check_same_config, group_by_config, read_run, summarise_claims
+from repro_shared.errors import ConfigError
+from repro_shared.evidence import Verdict, bootstrap_interval, seed_evidence, t_interval, verdict_from_interval
+from repro_shared.experiments import Claim
+
+
+def test_t_interval_matches_the_hand_computed_value() -> None:
+    # mean 2, sample std 1, n 3: half-width t(0.975, 2) / sqrt(3); with 2 degrees of freedom the t quantile has the
+    # closed form (2p - 1) / sqrt(2 p (1 - p))
+    low, high = t_interval([1.0, 2.0, 3.0])
+    half = (2 * 0.975 - 1) / math.sqrt(2 * 0.975 * 0.025) / math.sqrt(3)
+    assert low == pytest.approx(2 - half, abs=1e-12) and high == pytest.approx(2 + half, abs=1e-12)
+
+
+@pytest.mark.parametrize(("true_effect", "expected"), [
+    (1.0, Verdict.REPRODUCED), (0.0, Verdict.INCONCLUSIVE), (-1.0, Verdict.CONTRADICTED)])
+def test_seed_verdicts_follow_a_known_effect(true_effect: float, expected: Verdict) -> None:
+    rng = np.random.default_rng(7)
+    effects = true_effect + 0.5 * rng.standard_normal(5)  # five seeds of a noisy measurement
+    evidence = seed_evidence(effects)
+    assert evidence.verdict is expected
+    assert evidence.n == 5 and evidence.low < evidence.mean < evidence.high
+    assert evidence.std == pytest.approx(float(np.std(effects, ddof=1)))
+
+
+def test_no_effect_is_mostly_inconclusive_and_the_interval_has_its_coverage() -> None:
+    """Under no effect a 95 % interval excludes zero in about 5 % of experiments (binomial bound, fixed seed)."""
+    rng = np.random.default_rng(0)
+    wrong = sum(seed_evidence(rng.standard_normal(4)).verdict is not Verdict.INCONCLUSIVE for _ in range(2000))
+    assert 60 <= wrong <= 140  # 100 expected; ±4.4 sd of Binomial(2000, 0.05)
+
+
+def test_one_seed_uses_the_item_interval_or_is_inconclusive() -> None:
+    assert seed_evidence([0.3], item_interval=(0.1, 0.5)).verdict is Verdict.REPRODUCED
+    assert seed_evidence([0.3], item_interval=(-0.1, 0.5)).verdict is Verdict.INCONCLUSIVE
+    alone = seed_evidence([0.3])
+    assert alone.verdict is Verdict.INCONCLUSIVE and alone.low is None and alone.std == 0.0
+
+
+def test_identical_seeds_give_a_point_interval() -> None:
+    assert seed_evidence([2.0, 2.0, 2.0]).verdict is Verdict.REPRODUCED
+    assert seed_evidence([0.0, 0.0]).verdict is Verdict.INCONCLUSIVE
+
+
+def test_verdict_from_interval_edges() -> None:
+    assert verdict_from_interval(0.0, 1.0) is Verdict.INCONCLUSIVE  # touching zero excludes nothing
+    assert verdict_from_interval(-2.0, -0.1) is Verdict.CONTRADICTED
+    assert verdict_from_interval(float("nan"), 1.0) is Verdict.INCONCLUSIVE
+    assert verdict_from_interval(None, None) is Verdict.INCONCLUSIVE
+
+
+def test_bootstrap_interval_is_paired_seeded_and_covers_the_effect() -> None:
+    rng = np.random.default_rng(1)
+    before = rng.standard_normal(200)
+    after = before + 0.3 + 0.1 * rng.standard_normal(200)  # a small shift, large item-to-item spread
+    mean_gain = lambda a, b: float(np.mean(b - a))  # noqa: E731
+    low, high = bootstrap_interval(mean_gain, before, after, seed=3)
+    assert low < 0.3 < high and high - low < 0.1  # pairing removes the item spread; unpaired would be ~0.55 wide
+    assert bootstrap_interval(mean_gain, before, after, seed=3) == (low, high)
+    assert bootstrap_interval(lambda a: float(np.mean(a)), np.ones(10)) == (1.0, 1.0)  # degenerate: a point
+    with pytest.raises(ValueError):
+        bootstrap_interval(mean_gain, before, after[:10])
+
+
+def test_claim_effect_sets_the_direction_and_checks_the_interval() -> None:
+    assert Claim("c", 1, 2, effect=-0.5).direction_holds is False
+    assert Claim("c", 1, 2, effect=0.5, interval=(0.1, 0.9)).interval == (0.1, 0.9)
+    with pytest.raises(ValueError):
+        Claim("c", 1, 2, effect=0.5, interval=(0.9, 0.1))
+
+
+def _run(folder: Path, seed: int, effect: float | None, config: dict | None = None, name: str = "c") -> Path:
+    folder.mkdir(parents=True)
+    claims = [{"name": name, "paper_value": "up", "measured_value": effect, "direction_holds": None,
+               "effect": effect, "interval": None}]
+    (folder / "results.json").write_text(json.dumps(
+        {"experiment": "pkg:exp", "scale": "tour", "seed": seed, "claims": claims}))
+    (folder / "config.yaml").write_text(yaml.safe_dump(
+        {"experiment": "pkg:exp", "scale": "tour", "seed": seed, "config": config or {"n": 1}}))
+    (folder / "status.json").write_text('{"state": "complete"}')
+    return folder
+
+
+def test_aggregation_over_seeds_matches_seed_evidence(tmp_path: Path) -> None:
+    effects = [0.9, 1.1, 1.3]
+    runs = [read_run(_run(tmp_path / f"s{seed}", seed, effect)) for seed, effect in enumerate(effects)]
+    [summary] = summarise_claims(runs)
+    assert summary.evidence == seed_evidence(effects)
+    assert summary.verdict == "reproduced" and summary.runs == 3
+
+
+def test_aggregation_refuses_runs_of_different_configs(tmp_path: Path) -> None:
+    a = read_run(_run(tmp_path / "a", 0, 1.0, {"n": 1, "model": {"hidden": 8}}))
+    b = read_run(_run(tmp_path / "b", 1, 1.0, {"n": 1, "model": {"hidden": 16}}))
+    with pytest.raises(ConfigError, match=r"model\.hidden 8 vs 16"):
+        check_same_config([a, b])
+    with pytest.raises(ConfigError):
+        summarise_claims([a, b])
+    groups = group_by_config([a, b])  # grouping keeps them apart instead
+    assert [[run.path.name for run in group] for group in groups] == [["a"], ["b"]]
