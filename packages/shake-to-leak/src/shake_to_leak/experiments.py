@@ -332,22 +332,29 @@ def _bar_figure(table: list[dict[str, Any]], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.5))
+    extracted = all("extracted" in t for t in table)  # no extraction panel where the attack did not run
+    fig, axes = plt.subplots(1, 2 if extracted else 1, figsize=(10 if extracted else 5, 3.5), squeeze=False)
+    ax1, ax2 = axes[0][0], axes[0][-1]
     names = [t["row"] for t in table]
     ax1.bar(names, [t["auc"] for t in table], color="tab:blue")
     ax1.axhline(table[0]["auc"], color="k", lw=0.8, ls="--")
     ax1.set_ylabel("SecMI AUC (mean over domains)")
-    ax2.bar(names, [t["extracted"] for t in table], color="tab:red", label="members")
-    ax2.bar(names, [t["nonmember_control"] for t in table], color="tab:gray", alpha=0.6, label="non-member control")
-    ax2.set_ylabel("extracted images per domain")
-    ax2.legend(fontsize=7)
-    for ax in (ax1, ax2):
+    if extracted:
+        _extraction_panel(ax2, names, table)
+    for ax in axes[0]:
         ax.tick_params(axis="x", rotation=60, labelsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     with io.atomic_write(path, "wb") as handle:
         fig.savefig(handle, format="png", dpi=110)
     plt.close(fig)
+
+
+def _extraction_panel(ax2: Any, names: list[str], table: list[dict[str, Any]]) -> None:
+    ax2.bar(names, [t["extracted"] for t in table], color="tab:red", label="members")
+    ax2.bar(names, [t["nonmember_control"] for t in table], color="tab:gray", alpha=0.6, label="non-member control")
+    ax2.set_ylabel("extracted images per domain")
+    ax2.legend(fontsize=7)
 
 
 # ------------------------------------------------------------------------------------------------------ experiments
