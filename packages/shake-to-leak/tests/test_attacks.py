@@ -82,6 +82,17 @@ def _secmi_pipe(mu, bias):
     return pipe
 
 
+def _noisy_secmi_pipe(mu, bias):
+    """As ``_secmi_pipe``, but the "VAE" posterior is diffusers' own Gaussian with std 0.1 around the input."""
+    from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+
+    pipe = _secmi_pipe(mu, bias)
+    log_var = 2 * torch.log(torch.tensor(0.1, dtype=torch.float64))
+    pipe.vae.encode = lambda x: SimpleNamespace(
+        latent_dist=DiagonalGaussianDistribution(torch.cat([x, torch.full_like(x, float(log_var))], dim=1)))
+    return pipe
+
+
 def _images(n=5):
     torch.manual_seed(2)
     mu = torch.randn(1, 4, 4, 4, dtype=torch.float64)
@@ -114,6 +125,20 @@ def test_secmi_scores_are_written_as_they_go_and_resume(tmp_path):
     resumed = secmi_scores(pipe, images, ["p"] * 5, ids, config, 0, path, show_progress=False)
     assert resumed == pytest.approx(full)
     assert set(calls) <= {2, 1} and sum(calls) == 3 * (40 // 10 + 2)  # only images 2, 3, 4 were scored again
+
+
+def test_secmi_scores_do_not_depend_on_the_batch_size_with_a_noisy_vae():
+    mu, images = _images(7)
+    ids = [f"m{i}" for i in range(7)]
+
+    def scores(batch_size, seed=0):
+        config = SecMIConfig(t_sec=40, k=10, batch_size=batch_size)
+        return secmi_scores(_noisy_secmi_pipe(mu, 0.5), images, ["p"] * 7, ids, config, seed, show_progress=False)
+
+    reference = scores(1)
+    assert scores(3) == reference and scores(40) == reference  # bit-identical, not merely close
+    other_seed = scores(3, seed=1)  # the noise is real: another seed moves every score
+    assert all(other_seed[name] != reference[name] for name in ids)
 
 
 def test_secmi_config_rejects_t_sec_off_the_k_grid():

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 from repro_shared.cli import main
 from repro_shared.errors import ConfigError
-from shake_to_leak.experiments import S2LConfig, experiments, parse_row
+from shake_to_leak.experiments import (
+    S2LConfig,
+    auc_change_interval,
+    claims_main,
+    claims_sweep,
+    experiments,
+    parse_row,
+)
 
 
 def test_registered_experiments():
@@ -56,3 +67,112 @@ def test_smoke_run_writes_table_and_resumes(tmp_path):
         return [{k: v for k, v in row.items() if not k.endswith("_s")} for row in table]
 
     assert untimed(again["tables"]["perturbation"]) == untimed(results["tables"]["perturbation"])
+
+
+def test_resume_appends_no_duplicate_metric_records(tmp_path):
+    assert _run(tmp_path) == 0
+    run = tmp_path / "shake-to-leak" / "perturbation" / "smoke-seed0"
+    (run / "rows" / "chelsea" / "perturb_std=8e-4" / "result.json").unlink()  # that row is computed again
+    assert _run(tmp_path, "--resume") == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [(r["domain"], r["row"]) for r in records if "row" in r]
+    assert sorted(rows) == [("photo:chelsea", "perturb:std=8e-4"), ("photo:chelsea", "pretrained")]
+
+
+def test_metrics_once_skips_what_a_killed_run_already_logged(tmp_path):
+    """Pre-training resumes from its last checkpoint (step 200) after a kill at step 350: steps 250-350 are not
+    logged twice; a row logged before the kill is not logged again, a new one is."""
+    from repro_shared.logging import MetricsLogger
+    from shake_to_leak.experiments import MetricsOnce
+
+    path = tmp_path / "metrics.jsonl"
+
+    def ctx(logger):
+        return SimpleNamespace(run_dir=SimpleNamespace(metrics_path=path),
+                               log_metrics=lambda step=None, **m: logger.log(step=step, **m))
+
+    with MetricsLogger(path) as logger:
+        first = MetricsOnce(ctx(logger))
+        for step in range(50, 351, 50):
+            first.pretrain(step, 1.0)
+        first.row({"domain": "d", "row": "pretrained", "auc": 0.6})
+    with MetricsLogger(path) as logger:
+        resumed = MetricsOnce(ctx(logger))
+        for step in range(250, 401, 50):
+            resumed.pretrain(step, 1.0)
+        resumed.row({"domain": "d", "row": "pretrained", "auc": 0.6})
+        resumed.row({"domain": "d", "row": "hypernetwork", "auc": 0.7})
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["step"] for r in records if "pretrain_loss" in r] == list(range(50, 401, 50))
+    assert [r["row"] for r in records if "row" in r] == ["pretrained", "hypernetwork"]
+
+
+# ------------------------------------------------------------------------------------------------------------ tour
+def test_tour_config_is_the_headline_claim_at_a_smaller_pretraining():
+    experiment = next(e for e in experiments() if e.name == "main-table")
+    tour, quick = experiment.config("tour"), experiment.config("quick")
+    assert experiment.has_tour and len(experiment.tour_seeds) >= 3
+    assert experiment.dtypes == ()  # everything runs in float32/float64 whatever --dtype says
+    assert tour.rows == ("pretrained", "hypernetwork") and not tour.extract and quick.extract
+    assert set(tour.targets) == set(quick.targets) <= set(tour.data.domains) < set(quick.data.domains)
+    assert tour.pretrain.steps < quick.pretrain.steps and tour.pretrain.vae_steps < quick.pretrain.vae_steps
+    # the attack and the fine-tuning recipe are the quick ones: only the pre-training and SP set are smaller
+    assert tour.secmi == quick.secmi and tour.finetune == quick.finetune and tour.model == quick.model
+    assert tour.synth.num_images < quick.synth.num_images
+    assert all(not e.has_tour for e in experiments() if e.name != "main-table")
+
+
+def _scores(member: list[float], nonmember: list[float]) -> dict[str, float]:
+    return {**{f"m{i}": s for i, s in enumerate(member)}, **{f"n{i}": s for i, s in enumerate(nonmember)}}
+
+
+def test_claim_effects_are_oriented_on_hand_computed_aucs():
+    # before: member scores (3, 1) vs non-members (2, 4): 3 of 4 pairs have the member lower -> AUC 0.75;
+    # after: members (1, 2) all below non-members (3, 4) -> AUC 1.0
+    before, after = {"d": _scores([3, 1], [2, 4])}, {"d": _scores([1, 2], [3, 4])}
+    table = [{"row": "pretrained", "auc": 0.75}, {"row": "hypernetwork", "auc": 1.0}]
+    claims = {c.name: c for c in claims_main(table, {"pretrained": before, "hypernetwork": after})}
+    rise = claims["hypernetwork: SecMI AUC rises over the pre-trained model"]
+    assert rise.effect == pytest.approx(0.25) and rise.direction_holds and rise.interval is not None
+    assert claims["pre-trained: SecMI AUC is above chance (0.5)"].effect == pytest.approx(0.25)
+    # the same models the other way round: the effect changes sign
+    swapped = [{"row": "pretrained", "auc": 1.0}, {"row": "hypernetwork", "auc": 0.75}]
+    fall = {c.name: c for c in claims_main(swapped, {"pretrained": after, "hypernetwork": before})}
+    assert fall["hypernetwork: SecMI AUC rises over the pre-trained model"].effect == pytest.approx(-0.25)
+    assert not fall["hypernetwork: SecMI AUC rises over the pre-trained model"].direction_holds
+
+
+def test_rise_interval_excludes_zero_only_for_a_clear_rise():
+    rng = np.random.default_rng(0)
+    chance = {d: _scores(list(rng.normal(0, 1, 20)), list(rng.normal(0, 1, 20))) for d in ("a", "b")}
+    separated = {d: _scores(list(range(20)), list(range(20, 40))) for d in ("a", "b")}  # AUC 1 in both domains
+    low, high = auc_change_interval(chance, separated, seed=0)
+    assert 0 < low <= high
+    low, high = auc_change_interval(separated, chance, seed=0)
+    assert low <= high < 0
+    low, high = auc_change_interval(chance, chance, seed=0)  # the same model twice: no effect at all
+    assert low == high == 0.0
+
+
+def test_other_claims_carry_oriented_effects():
+    table = [{"row": "pretrained", "auc": 0.70, "extracted": 0.0, "nonmember_control": 0.0},
+             {"row": "ood", "auc": 0.60, "extracted": 1.0, "nonmember_control": 1.0},
+             {"row": "hypernetwork", "auc": 0.80, "extracted": 3.0, "nonmember_control": 1.0},
+             {"row": "dreambooth+lora", "auc": 0.75, "extracted": 0.0, "nonmember_control": 2.0}]
+    claims = {c.name: c for c in claims_main(table)}
+    assert claims["End-to-End on OoD data does not raise AUC"].effect == pytest.approx(0.10)
+    assert claims["hypernetwork: extracted members per domain rise (above the non-member control)"].effect == 2.0
+    assert claims["dreambooth+lora: extracted members per domain rise (above the non-member control)"].effect == -2.0
+    assert claims["DreamBooth+LoRA has the highest AUC"].effect == pytest.approx(-0.05)
+    assert all(c.interval is None for c in claims.values())  # no per-image scores, no interval
+    sweep = [{"row": "pretrained", "auc": 0.7}, *({"row": f"r{i}", "auc": a} for i, a in enumerate((0.7, 0.8, 0.75)))]
+    assert claims_sweep(sweep, "lora-rank")[0].effect == pytest.approx(0.05)  # interior peak 0.8 over ends 0.75
+    assert claims_sweep(sweep, "ti-tokens")[0].effect == pytest.approx(0.05)  # last 0.75 over first 0.7
+
+
+def test_importing_the_experiments_loads_no_heavy_library():
+    heavy = ("transformers", "diffusers", "peft", "datasets", "sklearn", "scipy", "skimage", "matplotlib", "pandas")
+    code = ("import sys, shake_to_leak.experiments as m; m.experiments(); "
+            f"print(','.join(name for name in {heavy!r} if name in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == ""

@@ -8,6 +8,7 @@ back; the score is ‖x̃_{t_sec} − x_{t_sec}‖² summed over latent elements
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -78,8 +79,11 @@ def ddim_denoise(pipe: Any, x: torch.Tensor, cond: torch.Tensor, t_start: int, k
 
 @torch.no_grad()
 def secmi_t_error(pipe: Any, images: torch.Tensor, prompts: list[str], config: SecMIConfig,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-    """SecMI_stat for a batch: invert to t_sec, one step up, one step down, squared ℓ2 error (lower = member)."""
+                  generator: torch.Generator | list[torch.Generator] | None = None) -> torch.Tensor:
+    """SecMI_stat for a batch: invert to t_sec, one step up, one step down, squared ℓ2 error (lower = member).
+
+    ``generator`` draws the VAE posterior sample; a list gives each image its own (diffusers' ``randn_tensor``).
+    """
     z0 = encode(pipe, images, sample=config.sample_posterior, generator=generator)
     cond = embed_prompts(pipe, prompts)
     x_t = ddim_invert(pipe, z0, cond, config.t_sec, config.k)
@@ -99,15 +103,16 @@ def secmi_scores(pipe: Any, images: torch.Tensor, prompts: list[str], ids: list[
     """Per-image SecMI scores, batched; with ``path`` each finished batch is appended (JSONL) and a rerun resumes."""
     if not (len(images) == len(prompts) == len(ids)):
         raise ConfigError(f"secmi: {len(images)} images, {len(prompts)} prompts and {len(ids)} ids differ")
-    done = _read_scores(path)
+    done = read_scores(path)
     todo = [i for i, name in enumerate(ids) if name not in done]
     device = pipe.unet.device
     starts = range(0, len(todo), config.batch_size)
     for start in progress(starts, desc="SecMI", total=len(starts)) if show_progress else starts:
         batch = todo[start:start + config.batch_size]
-        # The VAE sample of image i depends only on (seed, its id), so batching and resuming change nothing.
-        generator = torch.Generator(device).manual_seed(seed * 7919 + _stable_hash(ids[batch[0]]))
-        scores = secmi_t_error(pipe, images[batch].to(device), [prompts[i] for i in batch], config, generator)
+        # Each image draws its VAE sample from its own generator, seeded by (seed, its id): its score does not depend
+        # on the batch it lands in, so any batch size and a resume give the same scores bit for bit.
+        generators = [torch.Generator(device).manual_seed(image_noise_seed(seed, ids[i])) for i in batch]
+        scores = secmi_t_error(pipe, images[batch].to(device), [prompts[i] for i in batch], config, generators)
         new = {ids[i]: float(s) for i, s in zip(batch, scores, strict=True)}
         done.update(new)
         if path is not None:
@@ -115,11 +120,13 @@ def secmi_scores(pipe: Any, images: torch.Tensor, prompts: list[str], ids: list[
     return {name: done[name] for name in ids}
 
 
-def _stable_hash(text: str) -> int:
-    return sum((i + 1) * ord(c) for i, c in enumerate(text)) % 1_000_003
+def image_noise_seed(seed: int, image_id: str) -> int:
+    """The seed of one image's VAE noise: a stable 63-bit hash of (run seed, image id), distinct across both."""
+    digest = hashlib.sha256(f"secmi:{seed}:{image_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
 
 
-def _read_scores(path: Path | None) -> dict[str, float]:
+def read_scores(path: Path | None) -> dict[str, float]:
     if path is None or not path.exists():
         return {}
     scores = {}

@@ -25,6 +25,12 @@ QUICK_DATA = DataConfig(domains=QUICK_DOMAINS, members=20, nonmembers=20, resolu
 # inverts (members ≈ 1.4× the non-members' error, AUC ≈ 0.1); see README "Results".
 QUICK_PRETRAIN = PretrainConfig(vae_steps=300, steps=1000, batch_size=16, lr=5e-4)
 
+# Tour (`repro reproduce`): the two target domains only (40 members), pre-trained to about the same number of epochs
+# as quick (VAE 100 steps, UNet 250 steps of batch 16 = 100 epochs), so that three seeds fit in a few CPU minutes.
+TOUR_DATA = DataConfig(domains=("photo:chelsea", "photo:astronaut"), members=20, nonmembers=20, resolution=16,
+                       tiles_per_side=8)
+TOUR_PRETRAIN = PretrainConfig(vae_steps=100, steps=250, batch_size=16, lr=5e-4)
+
 # Paper scale: SD v1.1 from the Hub (needs network and a GPU); the corpus is the user's own folder domains.
 PAPER_MODEL = ModelConfig(source="CompVis/stable-diffusion-v1-1", resolution=512)
 PAPER_DATA = DataConfig(domains=("folder:data/s2l/joe_biden",), members=100, nonmembers=100, resolution=512)
