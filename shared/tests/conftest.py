@@ -21,7 +21,7 @@ def demo_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """
     from repro_shared import experiments
 
-    monkeypatch.setattr(experiments.metadata, "entry_points", lambda group: [])
+    monkeypatch.setattr(experiments, "registered_entry_points", lambda: [])
     monkeypatch.setenv("REPRO_EXPERIMENTS", DEMO)
     monkeypatch.syspath_prepend(str(TESTS))
     monkeypatch.delenv("REPRO_DATA_DIR", raising=False)

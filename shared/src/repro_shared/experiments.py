@@ -139,12 +139,17 @@ class PackageEntry:
 def discover() -> dict[str, PackageEntry]:
     """Load every registered package's experiments; a package that fails to load is reported, not fatal."""
     entries: dict[str, PackageEntry] = {}
-    for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in registered_entry_points():
         version = entry_point.dist.version if entry_point.dist else "?"
         entries[entry_point.name] = _load(entry_point.name, version, entry_point.value, entry_point.load)
     for name, target in _plugin_targets():
         entries[name] = _load(name, "plugin", target, lambda target=target: _import_target(target))
     return dict(sorted(entries.items()))
+
+
+def registered_entry_points() -> list[metadata.EntryPoint]:
+    """The installed distributions' ``repro.experiments`` entry points."""
+    return list(metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
 def _plugin_targets() -> list[tuple[str, str]]:

@@ -180,7 +180,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _line_label(record: Mapping[str, Any]) -> str:
-    """What tells a record's line apart: its string fields (``model=armin`` → ``armin``)."""
+    """What tells a record's line apart: its string fields (``model=baseline`` → ``baseline``)."""
     return " / ".join(str(value) for key, value in record.items() if isinstance(value, str))
 
 
