@@ -122,6 +122,9 @@ def test_run_files_follow_the_umask(tmp_path):
 
 
 def test_a_failed_run_logs_its_traceback_to_run_log_only(tmp_path, capsys):
+    from repro_shared.logging import setup_logging
+
+    setup_logging()  # a console handler on this test's stderr (an earlier test's may hold a closed capture)
     exp = experiment()
     opts = RunOptions(scale="smoke", out=tmp_path / "runs", overrides={"fail_at": "2"})
     with pytest.raises(RuntimeError, match="demo failure at step 2"):
