@@ -218,3 +218,11 @@ def text_table(summaries: Sequence[ClaimSummary]) -> str:
                  for cell, width in zip(row, widths, strict=True)]
         lines.append("  " + "  ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+def group_text(group: Sequence[RunRecord], require_evidence: bool = False) -> str:
+    """A group's title and claims table as plain text ("" when it has no claims, or none with evidence if required)."""
+    summaries = summarise_claims(group)
+    if not summaries or (require_evidence and len(group) == 1 and not any(s.evidence for s in summaries)):
+        return ""
+    return f"\n{group_title(group)}\n{text_table(summaries)}"

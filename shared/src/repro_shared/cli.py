@@ -347,7 +347,7 @@ def _submit_all(plan: list, args: argparse.Namespace) -> int:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from .aggregate import group_by_config, group_title, read_run, summarise_claims, text_table
+    from .aggregate import group_by_config, group_text, read_run
     from .batch import PlannedRun, run_batch
     from .experiments import TOUR
     from .runs import RunOptions
@@ -372,15 +372,13 @@ def _reproduce(args: argparse.Namespace) -> int:
     print(f"\nrepro reproduce: {len(plan)} runs in {outcome.seconds / 60:.1f} min")
     done = {path.resolve() for path in outcome.completed}
     runs = [read_run(planned.run_dir.path) for planned in plan if planned.run_dir.path.resolve() in done]
-    for group in group_by_config(runs):
-        summaries = summarise_claims(group)
-        if summaries:
-            print(f"\n{group_title(group)}\n{text_table(summaries)}")
+    for text in filter(None, (group_text(group) for group in group_by_config(runs))):
+        print(text)
     return _finish_batch(outcome, len(plan), args.out)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .aggregate import check_same_config, group_by_config, group_title, read_run, summarise_claims, text_table
+    from .aggregate import check_same_config, group_by_config, group_text, read_run
     from .report import find_runs, write_report
 
     for path in args.path:
@@ -399,10 +397,8 @@ def _report(args: argparse.Namespace) -> int:
         print(write_report(args.path[0]))
         run_dirs = find_runs(args.path[0])
         groups = group_by_config(read_run(path) for path in run_dirs)
-    for group in groups:
-        summaries = summarise_claims(group)
-        if summaries and (len(group) > 1 or any(s.evidence for s in summaries)):
-            print(f"\n{group_title(group)}\n{text_table(summaries)}")
+    for text in filter(None, (group_text(group, require_evidence=True) for group in groups)):
+        print(text)
     return 0
 
 
