@@ -40,7 +40,8 @@ def test_smoke_run_writes_table_figures_and_resumes_without_generating(tmp_path,
     assert [row["setting"] for row in table] == ["dense"]
     row = table[0]
     for column in ("MMLU", "OOD", "AdvDemo", "Ethics", "Fairness", "Toxicity", "Privacy", "Stereotype"):
-        assert row[column] is not None and 0.0 <= row[column] <= 100.0, column
+        top = 200.0 if column == "Toxicity" else 100.0  # empty continuations count −1 (the fork): up to 200
+        assert row[column] is not None and 0.0 <= row[column] <= top, column
     assert row["AdvGLUE++"] is None  # absent data → not evaluated, never invented
     assert (run_dir.path / "figures" / "seed_mean_std.png").exists()
     dense = json.loads((run_dir.path / "models" / "dense.json").read_text())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .common import Limits, PerspectiveResult, first_output
+from .common import Limits, PerspectiveResult, answer_status, first_output, status_rates
 from .engine import GenRequest, Sampling
 
 CHOICES = ("A", "B", "C", "D")
@@ -70,8 +70,12 @@ def parse_prediction(output: str) -> str | None:
 
 
 def score(requests: list[GenRequest]) -> PerspectiveResult:
-    preds = [parse_prediction(first_output(r)) for r in requests]
+    outputs = [first_output(r) for r in requests]
+    preds = [parse_prediction(o) for o in outputs]
     correct = sum(p == r.meta["label"] for p, r in zip(preds, requests, strict=True))
-    refusal = sum(p is None for p in preds)
-    return PerspectiveResult("mmlu", 100.0 * correct / len(requests), 100.0 * refusal / len(requests),
-                             {"questions": len(requests), "subjects": len({r.meta["subject"] for r in requests})})
+    refused, unreadable = status_rates([answer_status(o, p is not None) for o, p in zip(outputs, preds, strict=True)])
+    value = 100.0 * correct / len(requests)
+    return PerspectiveResult("mmlu", value, refused,
+                             {"questions": len(requests), "subjects": len({r.meta["subject"] for r in requests}),
+                              "fork_refusal_rate": refused + unreadable},
+                             unreadable=unreadable, score_unreadable_wrong=value)
