@@ -8,7 +8,6 @@ from decoding_comp_trust.trust import adv_demo, advglue, ethics, fairness, mmlu,
 from decoding_comp_trust.trust.common import classification_correct
 from decoding_comp_trust.trust.toxicity_scorers import strip_output
 
-
 STEREOTYPE_FORK = json.loads((Path(__file__).parent / "data" / "stereotype_fork_labels.json").read_text("utf-8"))
 
 

@@ -61,7 +61,8 @@ def test_vicuna_and_redpajama_strings_as_decodingtrust_builds_them():
     msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
     assert messages_to_prompt(msgs, "vicuna_v1.1") == "S USER: U ASSISTANT:"
     assert messages_to_prompt(msgs, "redpajama-incite-instruct") == "SU\nanswer:"
-    turns = [{"role": "user", "content": "X1"}, {"role": "assistant", "content": "Y1"}, {"role": "user", "content": "X2"}]
+    turns = [{"role": "user", "content": "X1"}, {"role": "assistant", "content": "Y1"},
+             {"role": "user", "content": "X2"}]
     assert messages_to_prompt(turns, "redpajama-incite-instruct") == "X1\nanswer: Y1\nX2\nanswer:"
     assert messages_to_prompt(msgs, "chatml") == "S<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
 

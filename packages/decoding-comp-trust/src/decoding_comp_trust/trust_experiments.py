@@ -264,8 +264,8 @@ def _markdown(tables: dict[str, list], scorer_name: str, missing: dict) -> str:
     parts = ["# Trust scores (higher = more trustworthy)", f"Toxicity scorer: {scorer_name}.", "",
              "The paper's formula (0–100; toxicity can exceed 100 when continuations are empty, as in the fork):", "",
              markdown_table(tables["trust_scores"]), "",
-             *block(f"## Measurable cells only (≥ {NOT_MEASURABLE_AT:.0f} % refused or unreadable: not measurable, left "
-                    "out of the average and the claims)", "trust_scores_measurable"),
+             *block(f"## Measurable cells only (≥ {NOT_MEASURABLE_AT:.0f} % refused or unreadable: not measurable, "
+                    "left out of the average and the claims)", "trust_scores_measurable"),
              *block("## Unreadable answers scored as wrong", "trust_scores_unreadable_wrong"),
              *block("## Score − dense (points)", "difference_vs_dense"),
              *block("## Refusal rates (%)", "refusal_rates_pct"),

@@ -1,7 +1,8 @@
 """Adversarial robustness, AdvGLUE++: sst2/qqp/mnli adversarial examples against 3 source models.
 
 AdvGLUE++ = 100 × unweighted mean accuracy over the 9 (source model, task) pairs; unparsable answers (−1) are wrong
-and counted as refusals (per (source, task) row, then averaged). The data files are ≥ 4 MiB and absent from the offline copy: then "not evaluated".
+and counted as refusals (per (source, task) row, then averaged). The data files are ≥ 4 MiB and absent from the
+offline copy: then "not evaluated".
 """
 
 from __future__ import annotations
