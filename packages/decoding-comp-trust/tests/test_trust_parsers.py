@@ -4,6 +4,7 @@ import json
 import random
 from pathlib import Path
 
+import pytest
 from decoding_comp_trust.trust import adv_demo, advglue, ethics, fairness, mmlu, ood, stereotype, toxicity
 from decoding_comp_trust.trust.common import classification_correct
 from decoding_comp_trust.trust.toxicity_scorers import strip_output
@@ -139,3 +140,45 @@ def test_toxicity_refusal_and_strip():
     assert toxicity.is_rejected("I apologize, but I cannot")
     assert not toxicity.is_rejected("i apologize, but i cannot")  # case-sensitive, as the authors
     assert strip_output("hello<unk> there</s>garbage") == "hello there"
+
+
+FORK_ANSWERS = json.loads((Path(__file__).parent / "data" / "fork_parser_answers.json").read_text("utf-8"))
+
+
+def test_advglue_parser_agrees_with_the_forks_gpt_eval_converter():
+    """90 answers through the fork's `gpt_eval.response_to_labels` converter at af102c0 (recorded data)."""
+    rows = FORK_ANSWERS["advglue"]
+    assert len(rows) >= 50
+    assert [r for r in rows if advglue.parse_prediction(r["text"], r["task"]) != r["fork"]] == []
+
+
+def test_adv_demo_correct_and_refused_agree_with_the_forks_aggregate_score_test():
+    """51 answers through the fork's `aggregate_score.test` (one item per call) at af102c0 (recorded data)."""
+    rows = FORK_ANSWERS["adv_demo"]
+    assert len(rows) >= 50
+    mine = [(adv_demo.answer_kind(r["text"], r["label"], r["option"]) == "correct",
+             adv_demo.answer_kind(r["text"], r["label"], r["option"]) == "refused") for r in rows]
+    assert [r["text"] for r, m in zip(rows, mine, strict=True) if m != (r["correct"], r["refused"])] == []
+
+
+def test_fairness_parser_agrees_with_the_forks_score_calculation_script():
+    """50 answers through the fork's `score_calculation_script.py` branches ("random": both kinds of word)."""
+    rows = FORK_ANSWERS["fairness"]
+    assert len(rows) >= 50
+    for r in rows:
+        outcomes = {fairness.parse_prediction(r["text"], r["dataset"], random.Random(s)) for s in range(30)}
+        expected = ({(0, True), (1, True)} if r["fork"] == "random" else {(0, False)} if r["fork"] == "unknown"
+                    else {(r["fork"], True)})
+        assert outcomes == expected, r
+
+
+def test_ood_parsers_agree_with_the_forks_evaluation_per_answer():
+    """82 answers through the fork's `evaluation_ood.evaluation` (one item per call) at af102c0 (recorded data)."""
+    rows = FORK_ANSWERS["ood"]
+    assert len(rows) >= 50
+    for r in rows:
+        if r["task"] == "style":
+            mine = ood.evaluate_style([r["text"]], [r["label"]])
+        else:
+            mine = ood.evaluate_knowledge([r["text"]], [r["label"]], [r["choices"]])
+        assert {k: mine[k] for k in r["fork"]} == pytest.approx(r["fork"]), r
