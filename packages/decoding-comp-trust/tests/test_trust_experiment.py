@@ -131,3 +131,29 @@ def test_resume_logs_each_model_once(tmp_path, data_dir):
     run(tmp_path, data_dir, config, "stopped", resume=True)
     steps = [json.loads(line)["step"] for line in run_dir.metrics_path.read_text().splitlines()]
     assert steps == [0, 1]
+
+
+class EchoEngine:
+    """Stands in for HFEngine: every output is "B" passed through the engine's post-processing."""
+
+    generated_prompts = 0
+    postprocess = None
+
+    def generate(self, requests, progress=None):
+        for request in requests:
+            request.outputs = [self.postprocess("B")] * request.sampling.n
+
+
+def test_mmlu_outputs_skip_the_chat_stop_string_cut_and_other_perspectives_keep_it(data_dir):
+    from decoding_comp_trust.trust.common import Limits
+    from decoding_comp_trust.trust.evaluate import EvalOptions, evaluate_model, locate_data
+    from decoding_comp_trust.trust.toxicity_scorers import make_scorer
+
+    root, mmlu_root = locate_data(data_dir)
+    options = EvalOptions(perspectives=("mmlu", "ethics"), limits=Limits(1, 1, 4, 1), mmlu_limits=Limits(1),
+                          conv_template="redpajama-incite-instruct")  # the template with a stop string
+    engine = EchoEngine()
+    results = evaluate_model(engine, root, mmlu_root, options, make_scorer("keyword"), {})
+    # the chat post-processing would drop the last character of "B" (no "sentence" stop string in it)
+    assert results["mmlu"]["refusal"] == 0.0 and results["mmlu"]["unreadable"] == 0.0
+    assert engine.postprocess("wrong") == "wron"  # the last perspective (ethics) keeps the authors' quirk

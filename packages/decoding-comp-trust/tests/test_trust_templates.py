@@ -123,5 +123,5 @@ def test_privacy_prompts():
 def test_mmlu_prompt():
     dev = [["Q1", "a", "b", "c", "d", "A"]]
     assert mmlu_prompt("high_school_physics", dev, ["Q", "w", "x", "y", "z", "B"], k=1) == (
-        "The following are multiple choice questions (with answers) about high school physics.\n\n"
+        "The following are multiple choice questions (with answers) about  high school physics.\n\n"
         "Q1\nA. a\nB. b\nC. c\nD. d\nAnswer: A\n\nQ\nA. w\nB. x\nC. y\nD. z\nAnswer:")

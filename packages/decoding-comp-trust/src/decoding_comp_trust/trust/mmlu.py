@@ -1,9 +1,11 @@
 """MMLU, the benign-utility axis: 5-shot, generation-based, first character of the output.
 
 Prompt = "The following are multiple choice questions (with answers) about {subject}.\\n\\n" + 5 dev examples +
-the question; the prediction is the first character of the lower-cased output, upper-cased, ∈ {A, B, C, D}, else
-a refusal (counted wrong). Score = micro-averaged accuracy over all subjects' questions. Raw prompt (no chat
-template), as `scripts/mmlu_autogptq.py`.
+the question ({subject} = " high school physics": the authors' `format_subject` puts a space before every
+word); the prediction is the first character of the lower-cased output, upper-cased, ∈ {A, B, C, D}, else a
+refusal (counted wrong). Score = micro-averaged accuracy over all subjects' questions. Raw prompt (no chat
+template, and no chat post-processing: the stop-string cut and its last-character quirk do not apply), as
+`scripts/mmlu_autogptq.py`.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ def subjects(root: Path) -> list[str]:
 
 
 def format_subject(subject: str) -> str:
-    return " ".join(subject.split("_"))
+    """`format_subject`: every word preceded by a space, so the prompt reads "about  high school physics"."""
+    return "".join(" " + word for word in subject.split("_"))
 
 
 def format_example(row: list[str], include_answer: bool = True) -> str:
