@@ -312,6 +312,22 @@ def test_short_calibration_text_stops_and_writes_nothing(tiny_dir: Path, tmp_pat
     assert not out.exists()
 
 
+def test_group_size_not_dividing_the_layers_fails_in_preflight_and_writes_nothing(tmp_path: Path) -> None:
+    import dataclasses
+
+    from decoding_comp_trust.compress.tiny import tiny_llama
+    from decoding_comp_trust.compress_experiments import compress_experiments, decoder_in_features
+    from repro_shared.runs import RunOptions, execute
+
+    assert decoder_in_features(tiny_llama().config) == (64, 128)
+    experiment = compress_experiments()[0]
+    out = tmp_path / "runs"
+    config = dataclasses.replace(experiment.config("smoke"), group_size=48)
+    with pytest.raises(ConfigError, match=r"group_size=48 \(rtn-w4\) does not divide \[64, 128\]"):
+        execute(experiment, config, RunOptions(scale="smoke", out=out, threads=1))
+    assert not out.exists()
+
+
 def test_interrupted_save_leaves_no_model_folder(tiny_dir: Path, tmp_path: Path) -> None:
     class BrokenTokenizer:
         def save_pretrained(self, _folder: str) -> None:

@@ -409,19 +409,48 @@ def _markdown(summary: list[dict[str, Any]], dense: dict[str, dict[str, Any]]) -
     return "\n".join(lines) + "\n"
 
 
+def decoder_in_features(model_config: Any) -> tuple[int, ...]:
+    """In-feature sizes of a decoder's Linear layers from its config: q/k/v/gate/up (hidden), o (heads × head dim),
+    down (intermediate)."""
+    hidden = model_config.hidden_size
+    heads = getattr(model_config, "num_attention_heads", None)
+    head_dim = getattr(model_config, "head_dim", None) or (hidden // heads if heads else None)
+    sizes = {hidden, getattr(model_config, "intermediate_size", None) or hidden}
+    if heads and head_dim:
+        sizes.add(heads * head_dim)
+    return tuple(sorted(sizes))
+
+
+def check_group_and_pattern_sizes(config: CompressConfig, base: str, in_features: tuple[int, ...]) -> None:
+    """A quantization group or an N:M block M must divide every in-feature size (checked again on the layers)."""
+    for spec, seed in config.jobs():
+        settings = parse_setting(spec, group_size=config.group_size, seed=seed, backend=config.backend)
+        step = settings.group_size if settings.is_quantization else settings.sparsity_pattern().m
+        bad = [n for n in in_features if step and n % step]
+        if bad:
+            what = f"group_size={settings.group_size}" if settings.is_quantization else f"pattern {settings.pattern}"
+            raise ConfigError(f"{what} ({spec}) does not divide {bad} among the in-features {list(in_features)} of "
+                              f"{base}'s decoder Linear layers", "choose a group size / M dividing every in-feature "
+                              "size (64 for SmolLM2-135M)")
+
+
 def preflight(config: CompressConfig, ctx: Any) -> None:
     """Before any directory exists: the model resolves and every calibration / held-out source fills its windows."""
     from transformers import AutoTokenizer
 
-    from .compress.tiny import tiny_tokenizer
+    from .compress.tiny import tiny_llama, tiny_tokenizer
 
     for base in config.base_models:
         if base == TINY:
             tokenizer = tiny_tokenizer()
+            check_group_and_pattern_sizes(config, base, decoder_in_features(tiny_llama().config))
         else:
             from repro_shared.models import resolve_model
+            from transformers import AutoConfig
 
-            tokenizer = AutoTokenizer.from_pretrained(resolve_model(base).location)
+            location = resolve_model(base).location
+            tokenizer = AutoTokenizer.from_pretrained(location)
+            check_group_and_pattern_sizes(config, base, decoder_in_features(AutoConfig.from_pretrained(location)))
         for calibration in {config.gptq_calibration, config.awq_calibration, config.prune_calibration}:
             texts = load_texts(calibration.source, ctx.data_dir)
             for seed in sorted({seed for _, seed in config.jobs(ctx.seed)}):
