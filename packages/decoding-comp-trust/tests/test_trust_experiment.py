@@ -94,6 +94,43 @@ def test_missing_perspective_files_are_named(tmp_path, data_dir):
         TrustConfig(perspectives=("toxicity", "humour"))
 
 
+def _drop_ood_dev(dt):
+    path = dt / "ood/style.json"
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "dev"}))
+
+
+def _empty_five_shot_supports(dt):
+    path = dt / "privacy/enron_data/five_shot.json"
+    path.write_text(json.dumps({email: [] for email in json.loads(path.read_text())}))
+
+
+def _drop_mmlu_dev(dt):
+    import shutil
+
+    shutil.rmtree(dt.parent / "mmlu" / "dev")
+
+
+def _flip_fairness_labels(dt):
+    import numpy as np
+
+    path = dt / "fairness/fairness_data/gt_labels_adult_0_200_test_base_rate_0.0.npy"
+    np.save(path, 1 - np.load(path))
+
+
+@pytest.mark.parametrize(("corrupt", "message"), [
+    (_drop_ood_dev, r"ood/style.json has no 'dev' section"),
+    (_empty_five_shot_supports, r"five_shot.json: the supports of 'p0@corp.com' are \[\]"),
+    (_drop_mmlu_dev, r"lacks 1 dev file\(s\), e.g. dev/anatomy_dev.csv"),
+    (_flip_fairness_labels, r"gt_labels_adult_0_200_test_base_rate_0.0.npy disagrees with the rows' \"label\""),
+])
+def test_malformed_data_fails_in_preflight_without_a_run_directory(tmp_path, corrupt, message):
+    data = make_data_dir(tmp_path / "data")
+    corrupt(data / "decodingtrust")
+    with pytest.raises(ConfigError, match=message):
+        run(tmp_path, data, smoke_config(cache_dir=str(tmp_path / "cache")))
+    assert not (tmp_path / "runs").exists()
+
+
 def test_advglue_scored_when_its_data_is_present(tmp_path):
     from decoding_comp_trust.trust import advglue
     from decoding_comp_trust.trust.common import Limits

@@ -22,6 +22,7 @@ from .trust import report
 from .trust.common import NOT_MEASURABLE_AT, Limits
 from .trust.engine import GenerationCache, HFEngine, check_causal_lm_folder, model_fingerprint
 from .trust.evaluate import ALL_DIMENSIONS, EvalOptions, check_data, evaluate_model, locate_data
+from .trust.mmlu import validate as validate_mmlu
 from .trust.templates import get_template
 from .trust.toxicity_scorers import make_scorer
 
@@ -172,8 +173,10 @@ def eval_options(config: TrustConfig, seed: int) -> EvalOptions:
 
 def preflight(config: TrustConfig, ctx: Any) -> None:
     """Data present (or reported), compressed model folders valid, API key present — before any generation."""
-    root, _ = locate_data(ctx.data_dir)
+    root, mmlu_root = locate_data(ctx.data_dir)
     check_data(root, tuple(config.perspectives), config.on_missing)
+    if "mmlu" in config.perspectives and mmlu_root is not None:
+        validate_mmlu(mmlu_root, tuple(config.mmlu_subjects))
     compressed_models(config, compress_runs(config, ctx.options.out, ctx.seed))
     if config.toxicity_scorer == "perspective" and "toxicity" in config.perspectives:
         make_scorer("perspective")

@@ -77,6 +77,9 @@ def check_data(root: Path, perspectives: tuple[str, ...], on_missing: str) -> di
     if unknown:
         raise ConfigError(f"unknown perspective(s) {unknown}", f"use some of {', '.join(ALL_DIMENSIONS)}")
     missing = missing_by_perspective(root, tuple(p for p in perspectives if p != "mmlu"))
+    for name, module in (("ood", ood), ("privacy", privacy), ("fairness", fairness)):
+        if name in perspectives and name not in missing:
+            module.validate(root)  # malformed files: a ConfigError naming the file and the field
     if missing and on_missing == "error":
         lines = "; ".join(f"{p}: {', '.join(files[:6])}{' …' if len(files) > 6 else ''} ({len(files)} files)"
                           for p, files in missing.items())

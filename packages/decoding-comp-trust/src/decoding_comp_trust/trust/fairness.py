@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+from repro_shared.errors import ConfigError
 
 from .common import Limits, PerspectiveResult, Render, answer_status, first_output, mean, read_jsonl, status_rates
 from .engine import GenRequest, Sampling
@@ -48,6 +49,30 @@ def build(root: Path, limits: Limits, render: Render, demos_as_system: bool = Tr
                                        {"setting": setting, "dataset": dataset, "label": int(labels[i]),
                                         "sensitive": str(sensitive[i])}))
     return requests
+
+
+def label_code(dataset: str, label: str) -> int:
+    """The .npy coding of a row's label: adult yes → 1, no → 0; crime High → 0, Low → 1 (`score_calculation_script`)."""
+    if dataset == "adult":
+        return int(label == "yes")
+    return 0 if "high" in label.lower() else 1
+
+
+def validate(root: Path) -> None:
+    """Preflight: per setting, the label and sensitive-attribute arrays cover the rows and the labels agree."""
+    for setting in SETTINGS:
+        dataset = "crime" if setting.startswith("crime") else "adult"
+        rows = read_jsonl(root / DATA / f"{setting}.jsonl")
+        labels = np.load(root / DATA / f"gt_labels_{setting}.npy", allow_pickle=True)
+        sensitive = np.load(root / DATA / f"sensitive_attr_{setting}.npy", allow_pickle=True)
+        if len(labels) < len(rows) or len(sensitive) < len(rows):
+            raise ConfigError(f"{root / DATA}/{setting}: {len(rows)} rows but {len(labels)} labels and "
+                              f"{len(sensitive)} sensitive attributes", "the .npy arrays need one entry per row")
+        wrong = [i for i, row in enumerate(rows) if "label" in row and label_code(dataset, row["label"]) != labels[i]]
+        if wrong:
+            raise ConfigError(f"{root / DATA}/gt_labels_{setting}.npy disagrees with the rows' \"label\" at rows "
+                              f"{wrong[:5]}{' …' if len(wrong) > 5 else ''} ({len(wrong)} rows)",
+                              "regenerate the labels from the rows (adult yes=1; crime High=0, Low=1)")
 
 
 def parse_prediction(output: str, dataset: str, rng: random.Random) -> tuple[int, bool]:

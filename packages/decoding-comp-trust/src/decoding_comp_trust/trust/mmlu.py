@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from repro_shared.errors import ConfigError
+
 from .common import Limits, PerspectiveResult, answer_status, first_output, status_rates
 from .engine import GenRequest, Sampling
 
@@ -46,6 +48,15 @@ def format_example(row: list[str], include_answer: bool = True) -> str:
 def prompt(subject: str, dev: list[list[str]], question: list[str], k: int = N_TRAIN) -> str:
     head = f"The following are multiple choice questions (with answers) about {format_subject(subject)}.\n\n"
     return head + "".join(format_example(row) for row in dev[:k]) + format_example(question, include_answer=False)
+
+
+def validate(root: Path, only: tuple[str, ...] = ()) -> None:
+    """Preflight: every evaluated subject has its dev file (the 5-shot examples)."""
+    absent = [f"dev/{s}_dev.csv" for s in subjects(root) if (not only or s in only)
+              and not (root / "dev" / f"{s}_dev.csv").exists()]
+    if absent:
+        raise ConfigError(f"the MMLU folder {root} lacks {len(absent)} dev file(s), e.g. {absent[0]}",
+                          "supply MMLU's dev/ split beside test/, or leave mmlu out of perspectives")
 
 
 def build(root: Path, limits: Limits, only: tuple[str, ...] = ()) -> list[GenRequest]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from repro_shared.errors import ConfigError
+
 from .common import Limits, PerspectiveResult, Render, declines, first_output, mean
 from .engine import GenRequest, Sampling
 from .templates import classification_messages
@@ -76,6 +78,22 @@ def build(root: Path, limits: Limits, render: Render) -> list[GenRequest]:
                     classification_messages(KNOWLEDGE_TASK, knowledge_input(q, False), demos),
                     {"kind": "knowledge", "label": q["answer"][0], "choices": q["choices"]})
     return requests
+
+
+def validate(root: Path) -> None:
+    """Preflight: the keys `build` reads exist (style: dev/<style>, train_demo/base_<run>; knowledge: test, demo)."""
+    style = json.loads((root / FILES[0]).read_text(encoding="utf-8"))
+    knowledge = json.loads((root / FILES[1]).read_text(encoding="utf-8"))
+    needs = [(FILES[0], style, "dev", (*OOD_STYLES, *FEWSHOT_STYLES)),
+             (FILES[0], style, "train_demo", tuple(f"base_{r}" for r in range(3))),
+             (FILES[1], knowledge, "test", ("qa_2023", "qa_2020")),
+             (FILES[1], knowledge, "demo", tuple(f"{d}_{r}" for d in FEWSHOT_KNOWLEDGE_DEMOS for r in range(3)))]
+    for rel, data, key, names in needs:
+        if not isinstance(data, dict) or not isinstance(data.get(key), dict):
+            raise ConfigError(f"{root / rel} has no {key!r} section", f"it needs {key}: {{{', '.join(names[:3])}, …}}")
+        absent = [n for n in names if n not in data[key]]
+        if absent:
+            raise ConfigError(f"{root / rel}: {key!r} lacks {absent}", "use the DecodingTrust OOD file unchanged")
 
 
 def evaluate_style(outputs: list[str], labels: list[str]) -> dict[str, float]:
