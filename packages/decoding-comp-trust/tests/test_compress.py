@@ -142,6 +142,19 @@ def test_library_quantizers_respect_the_level_limit(tiny_dir: Path, method: str)
         assert max_distinct_per_group(linear.weight.detach(), 32) <= 8
 
 
+def test_awq_ratio_grids_and_the_paper_grid_runs_end_to_end(tiny_dir: Path) -> None:
+    from decoding_comp_trust.compress.library import awq_modifier
+
+    # llm-awq's auto_scale: ratio = k / n_grid, k = 0…19 (never 1.0); llm-compressor: k / (n_grid − 1), 0…1
+    assert [r for r, _ in awq_modifier("llm-awq")._get_grid_search_params()] == [k / 20 for k in range(20)]
+    assert [r for r, _ in awq_modifier("llm-compressor")._get_grid_search_params()] == [k / 19 for k in range(20)]
+    model, tok = _load(tiny_dir)
+    result = compress(model, "awq", tokenizer=tok, bits=4, group_size=32, calibration=SYNTHETIC, awq_grid="llm-awq")
+    assert result.manifest["awq_grid"] == "llm-awq" and result.manifest["checks_ok"]
+    with pytest.raises(ConfigError, match="awq_grid"):
+        compress(model, "awq", tokenizer=tok, bits=4, group_size=32, calibration=SYNTHETIC, awq_grid="fine")
+
+
 def test_round_trip_gives_identical_logits(tiny_dir: Path, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
