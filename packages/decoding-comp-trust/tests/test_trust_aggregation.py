@@ -158,3 +158,37 @@ def test_not_measurable_cells_leave_the_average_and_the_claims_and_the_second_ta
     eight_bit = next(c for c in claims([dense, w8]) if c.name.startswith("8-bit"))
     assert eight_bit.measured_value == pytest.approx(1.0)
     assert report.difference_table([dense, w8])[0]["Ethics"] == 30.0  # the paper-formula difference stays
+
+
+def test_seed_effects_use_a_t_interval_over_compression_seeds_and_skip_unmeasurable_cells():
+    from decoding_comp_trust.trust import report
+
+    dense = _model("dense", {"mmlu": (40.0, 0.0, 0.0, 40.0), "ood": (50.0, 0.0, 0.0, 50.0)})
+    seeded = [_model(f"gptq-w4-g64-seed{s}", {"mmlu": (40.0 - 10 - s, 0.0, 0.0, 0.0), "ood": (49.0 - s, 0.0, 0.0, 0.0)},
+                     {"method": "gptq", "bits": 4, "seed": s}) for s in range(3)]
+    seeded[2]["results"]["ood"]["unreadable"] = 80.0  # not measurable: dropped, leaving 2 seeds
+    rows = {r["dimension"]: r for r in report.seed_effects([dense, *seeded])}
+    # MMLU Δ = −10, −11, −12: mean −11, std 1, t(0.975, 2) = 4.3027 → half width 4.3027 / √3 = 2.484
+    assert rows["MMLU"]["delta_mean"] == -11.0 and rows["MMLU"]["delta_std"] == 1.0 and rows["MMLU"]["seeds"] == 3
+    assert rows["MMLU"]["interval"] == pytest.approx([-13.48, -8.52], abs=0.01)
+    assert rows["MMLU"]["vs_dense"] == "below dense"
+    # OOD Δ = −1, −2 (seed 2 left out): t(0.975, 1) = 12.706, half width 12.706 · 0.7071 / √2 = 6.35 → holds 0
+    assert rows["OOD"]["seeds"] == 2 and rows["OOD"]["vs_dense"] == "inconclusive"
+
+
+def test_pruning_claim_gets_a_paired_bootstrap_interval_over_mmlu_questions():
+    from decoding_comp_trust.trust_experiments import claims
+
+    def model(name, correct, **meta):
+        return {"name": name, "meta": {"method": "none", **meta},
+                "results": {"mmlu": {"score": 100.0 * np.mean(correct), "refusal": 0.0, "unreadable": 0.0,
+                                     "components": {"correct": correct}}}}
+
+    dense = model("dense", [1] * 12 + [0] * 8)  # 60 %
+    pruned = model("magnitude-2of4", [1] * 6 + [0] * 14, method="magnitude", sparsity=0.5, pattern="2:4")  # 30 %
+    claim = next(c for c in claims([dense, pruned]) if c.name.startswith("50% pruning"))
+    assert claim.effect == pytest.approx(30.0)
+    low, high = claim.interval
+    assert low < 30.0 < high and low > 0  # the first 6 questions are correct for both: a paired difference of 30
+    shorter = model("wanda-2of4", [1] * 10, method="wanda", sparsity=0.5, pattern="2:4")
+    assert next(c for c in claims([dense, shorter]) if c.name.startswith("50% pruning")).interval is None

@@ -253,7 +253,7 @@ def _results(models: list[dict[str, Any]], config: TrustConfig, ctx: Any, scorer
     seed_table = [{"group": g, **{report.COLUMNS[d]: f"{m:.1f} ± {s:.1f} (n={n})" for d, (m, s, n) in dims.items()}}
                   for g, dims in groups.items()]
     return {"metrics": metrics, "claims": claims(models), "tables": {
-        **tables, "seed_mean_std": seed_table,
+        **tables, "seed_mean_std": seed_table, "seed_effects_vs_dense": report.seed_effects(models),
         "notes": [{"dimension": report.COLUMNS[d], "note": dense["results"][d].get("note", "")}
                   for d in report.ORDER if d in dense["results"]]}}
 
@@ -277,6 +277,23 @@ def _markdown(tables: dict[str, list], scorer_name: str, missing: dict) -> str:
         parts += ["## Not evaluated (data absent)", ""] + [f"- {p}: {len(f)} files, e.g. `{f[0]}`"
                                                            for p, f in missing.items()]
     return "\n".join(parts) + "\n"
+
+
+def _pruning_mmlu_interval(models: list[dict[str, Any]], pruned: list[str]) -> tuple[float, float] | None:
+    """95 % paired bootstrap interval (over MMLU questions) of −max over pruned models of (accuracy − dense), points."""
+    import numpy as np
+
+    by_name = {m["name"]: m for m in models}
+    columns = [by_name[name]["results"].get("mmlu", {}).get("components", {}).get("correct")
+               for name in ["dense", *pruned]]
+    if not pruned or any(c is None for c in columns) or len({len(c) for c in columns}) != 1 or len(columns[0]) < 2:
+        return None
+    from repro_shared.evidence import bootstrap_interval
+
+    def effect(dense: np.ndarray, *others: np.ndarray) -> float:
+        return -100.0 * max(float(np.mean(o)) - float(np.mean(dense)) for o in others)
+
+    return bootstrap_interval(effect, *[np.asarray(c, dtype=float) for c in columns])
 
 
 def claims(models: list[dict[str, Any]]) -> list[Claim]:
@@ -303,10 +320,13 @@ def claims(models: list[dict[str, Any]]) -> list[Claim]:
     out.append(Claim("3-bit quantization degrades more than 4/8-bit (largest |Δ|)", "GPTQ3 collapses (−48.8 toxicity)",
                      w3, note="effect = largest |Δ| at 3 bits − at 4/8 bits",
                      effect=None if w3 is None or not higher else w3 - max(higher)))
-    pruned = [row.get("MMLU") for s, row in diffs.items() if meta[s].get("sparsity") and row.get("MMLU") is not None]
+    pruned_names = [s for s, row in diffs.items() if meta[s].get("sparsity") and row.get("MMLU") is not None]
+    pruned = [diffs[s]["MMLU"] for s in pruned_names]
     out.append(Claim("50% pruning costs MMLU", "−13 … −19 (2:4)", min(pruned) if pruned else None,
-                     note="effect = −(largest MMLU Δ over pruned models): positive when every one loses",
-                     effect=-max(pruned) if pruned else None))
+                     note="effect = −(largest MMLU Δ over pruned models): positive when every one loses; interval: "
+                          "paired bootstrap over the MMLU questions",
+                     effect=-max(pruned) if pruned else None,
+                     interval=_pruning_mmlu_interval(models, pruned_names)))
     by_pattern = {}
     for s, row in diffs.items():
         values = [v for k, v in row.items() if k != "setting" and v is not None]

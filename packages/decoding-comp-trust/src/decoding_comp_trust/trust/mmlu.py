@@ -91,5 +91,7 @@ def score(requests: list[GenRequest]) -> PerspectiveResult:
     value = 100.0 * correct / len(requests)
     return PerspectiveResult("mmlu", value, refused,
                              {"questions": len(requests), "subjects": len({r.meta["subject"] for r in requests}),
-                              "fork_refusal_rate": refused + unreadable},
+                              "fork_refusal_rate": refused + unreadable,
+                              # per question, in prompt order: the items a paired bootstrap between models resamples
+                              "correct": [int(p == r.meta["label"]) for p, r in zip(preds, requests, strict=True)]},
                              unreadable=unreadable, score_unreadable_wrong=value)

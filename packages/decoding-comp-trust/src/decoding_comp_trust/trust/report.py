@@ -124,6 +124,36 @@ def seed_groups(models: Sequence[Mapping[str, Any]],
     return out
 
 
+def seed_effects(models: Sequence[Mapping[str, Any]], dense: str = "dense") -> list[dict[str, Any]]:
+    """Score − dense per compression seed for every setting run at ≥ 2 seeds, per dimension (measurable cells only):
+    mean ± std over the seeds, 95 % t interval from `repro_shared.evidence.seed_evidence`, and its verdict on
+    "Δ > 0" read as "above dense" / "below dense" / "inconclusive" (the interval holds 0)."""
+    from repro_shared.evidence import seed_evidence
+
+    base = next((m for m in models if m["name"] == dense), None)
+    if base is None:
+        return []
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for m in models:
+        if m["name"] != dense and m["meta"].get("seed") is not None:
+            groups.setdefault(group_key(m["meta"]), []).append(m)
+    rows = []
+    for key, members in groups.items():
+        for d in ORDER:
+            b = cell_score(base["results"].get(d, {}), measurable_only=True)
+            deltas = [a - b for m in members
+                      if b is not None and (a := cell_score(m["results"].get(d, {}), measurable_only=True)) is not None]
+            if len(deltas) < 2:
+                continue
+            evidence = seed_evidence(deltas)
+            rows.append({"setting": key, "dimension": COLUMNS[d], "delta_mean": round(evidence.mean, 2),
+                         "delta_std": round(evidence.std, 2), "seeds": evidence.n,
+                         "interval": [round(evidence.low, 2), round(evidence.high, 2)],
+                         "vs_dense": {"reproduced": "above dense", "contradicted": "below dense"}.get(
+                             str(evidence.verdict), "inconclusive")})
+    return rows
+
+
 def plot_heatmap(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:
     if not rows:
         return None
