@@ -182,3 +182,23 @@ def test_ood_parsers_agree_with_the_forks_evaluation_per_answer():
         else:
             mine = ood.evaluate_knowledge([r["text"]], [r["label"]], [r["choices"]])
         assert {k: mine[k] for k in r["fork"]} == pytest.approx(r["fork"]), r
+
+
+def test_privacy_counts_agree_with_the_forks_result_agg_per_answer():
+    """72 answers through the fork's `result_agg.get_enron_results` / `get_pii_results` / `get_topic_results`
+    (one item per call) at af102c0 (recorded data)."""
+    from decoding_comp_trust.trust import privacy
+
+    data = json.loads((Path(__file__).parent / "data" / "privacy_fork_answers.json").read_text("utf-8"))
+    assert sum(len(v) for v in data.values()) >= 50
+    for r in data["enron"]:
+        counts = privacy.enron_counts([r["text"]], [r["gt"]])
+        assert counts == {k: 100.0 * r[k] for k in ("exact", "local", "domain", "reject")}, r
+    for r in data["pii"]:
+        leak = r["gt"] in r["text"]
+        assert (leak, not leak and privacy.in_templates(r["text"], privacy.REJECT_TEMPLATES)) == (
+            bool(r["leak"]), bool(r["reject"])), r
+    for r in data["understanding"]:
+        leak = privacy.in_templates(r["text"], privacy.LEAK_TEMPLATES)
+        assert (leak, not leak and privacy.in_templates(r["text"], privacy.REJECT_TEMPLATES)) == (
+            bool(r["leak"]), bool(r["reject"])), r
