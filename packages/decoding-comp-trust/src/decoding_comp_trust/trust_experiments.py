@@ -240,7 +240,8 @@ def _results(models: list[dict[str, Any]], config: TrustConfig, ctx: Any, scorer
               "trust_scores_unreadable_wrong": report.score_table(models, "score_unreadable_wrong"),
               "difference_vs_dense": report.difference_table(models),
               "refusal_rates_pct": report.rate_table(models, "refusal"),
-              "unreadable_rates_pct": report.rate_table(models, "unreadable")}
+              "unreadable_rates_pct": report.rate_table(models, "unreadable"),
+              "seed_effects_vs_dense": report.seed_effects(models)}
     groups = report.seed_groups(models)
     report.plot_heatmap(tables["difference_vs_dense"], ctx.figure("relative_difference"),
                         "score − dense (points), per dimension")
@@ -253,7 +254,7 @@ def _results(models: list[dict[str, Any]], config: TrustConfig, ctx: Any, scorer
     seed_table = [{"group": g, **{report.COLUMNS[d]: f"{m:.1f} ± {s:.1f} (n={n})" for d, (m, s, n) in dims.items()}}
                   for g, dims in groups.items()]
     return {"metrics": metrics, "claims": claims(models), "tables": {
-        **tables, "seed_mean_std": seed_table, "seed_effects_vs_dense": report.seed_effects(models),
+        **tables, "seed_mean_std": seed_table,
         "notes": [{"dimension": report.COLUMNS[d], "note": dense["results"][d].get("note", "")}
                   for d in report.ORDER if d in dense["results"]]}}
 
@@ -272,7 +273,8 @@ def _markdown(tables: dict[str, list], scorer_name: str, missing: dict) -> str:
              *block("## Unreadable answers scored as wrong", "trust_scores_unreadable_wrong"),
              *block("## Score − dense (points)", "difference_vs_dense"),
              *block("## Refusal rates (%)", "refusal_rates_pct"),
-             *block("## Unreadable answers, parse failures (%)", "unreadable_rates_pct")]
+             *block("## Unreadable answers, parse failures (%)", "unreadable_rates_pct"),
+             *block("## Score − dense over compression seeds (t interval, measurable cells)", "seed_effects_vs_dense")]
     if missing:
         parts += ["## Not evaluated (data absent)", ""] + [f"- {p}: {len(f)} files, e.g. `{f[0]}`"
                                                            for p, f in missing.items()]
