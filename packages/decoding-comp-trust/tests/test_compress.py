@@ -142,6 +142,19 @@ def test_library_quantizers_respect_the_level_limit(tiny_dir: Path, method: str)
         assert max_distinct_per_group(linear.weight.detach(), 32) <= 8
 
 
+def test_awq_ratio_grids_and_the_paper_grid_runs_end_to_end(tiny_dir: Path) -> None:
+    from decoding_comp_trust.compress.library import awq_modifier
+
+    # llm-awq's auto_scale: ratio = k / n_grid, k = 0…19 (never 1.0); llm-compressor: k / (n_grid − 1), 0…1
+    assert [r for r, _ in awq_modifier("llm-awq")._get_grid_search_params()] == [k / 20 for k in range(20)]
+    assert [r for r, _ in awq_modifier("llm-compressor")._get_grid_search_params()] == [k / 19 for k in range(20)]
+    model, tok = _load(tiny_dir)
+    result = compress(model, "awq", tokenizer=tok, bits=4, group_size=32, calibration=SYNTHETIC, awq_grid="llm-awq")
+    assert result.manifest["awq_grid"] == "llm-awq" and result.manifest["checks_ok"]
+    with pytest.raises(ConfigError, match="awq_grid"):
+        compress(model, "awq", tokenizer=tok, bits=4, group_size=32, calibration=SYNTHETIC, awq_grid="fine")
+
+
 def test_round_trip_gives_identical_logits(tiny_dir: Path, tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM
 
@@ -308,6 +321,22 @@ def test_short_calibration_text_stops_and_writes_nothing(tiny_dir: Path, tmp_pat
                                                                                          4, 64)})
     out = tmp_path / "runs"
     with pytest.raises(ConfigError, match="too short"):
+        execute(experiment, config, RunOptions(scale="smoke", out=out, threads=1))
+    assert not out.exists()
+
+
+def test_group_size_not_dividing_the_layers_fails_in_preflight_and_writes_nothing(tmp_path: Path) -> None:
+    import dataclasses
+
+    from decoding_comp_trust.compress.tiny import tiny_llama
+    from decoding_comp_trust.compress_experiments import compress_experiments, decoder_in_features
+    from repro_shared.runs import RunOptions, execute
+
+    assert decoder_in_features(tiny_llama().config) == (64, 128)
+    experiment = compress_experiments()[0]
+    out = tmp_path / "runs"
+    config = dataclasses.replace(experiment.config("smoke"), group_size=48)
+    with pytest.raises(ConfigError, match=r"group_size=48 \(rtn-w4\) does not divide \[64, 128\]"):
         execute(experiment, config, RunOptions(scale="smoke", out=out, threads=1))
     assert not out.exists()
 

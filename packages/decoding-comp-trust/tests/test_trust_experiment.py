@@ -40,7 +40,8 @@ def test_smoke_run_writes_table_figures_and_resumes_without_generating(tmp_path,
     assert [row["setting"] for row in table] == ["dense"]
     row = table[0]
     for column in ("MMLU", "OOD", "AdvDemo", "Ethics", "Fairness", "Toxicity", "Privacy", "Stereotype"):
-        assert row[column] is not None and 0.0 <= row[column] <= 100.0, column
+        top = 200.0 if column == "Toxicity" else 100.0  # empty continuations count −1 (the fork): up to 200
+        assert row[column] is not None and 0.0 <= row[column] <= top, column
     assert row["AdvGLUE++"] is None  # absent data → not evaluated, never invented
     assert (run_dir.path / "figures" / "seed_mean_std.png").exists()
     dense = json.loads((run_dir.path / "models" / "dense.json").read_text())
@@ -93,6 +94,43 @@ def test_missing_perspective_files_are_named(tmp_path, data_dir):
         TrustConfig(perspectives=("toxicity", "humour"))
 
 
+def _drop_ood_dev(dt):
+    path = dt / "ood/style.json"
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "dev"}))
+
+
+def _empty_five_shot_supports(dt):
+    path = dt / "privacy/enron_data/five_shot.json"
+    path.write_text(json.dumps({email: [] for email in json.loads(path.read_text())}))
+
+
+def _drop_mmlu_dev(dt):
+    import shutil
+
+    shutil.rmtree(dt.parent / "mmlu" / "dev")
+
+
+def _flip_fairness_labels(dt):
+    import numpy as np
+
+    path = dt / "fairness/fairness_data/gt_labels_adult_0_200_test_base_rate_0.0.npy"
+    np.save(path, 1 - np.load(path))
+
+
+@pytest.mark.parametrize(("corrupt", "message"), [
+    (_drop_ood_dev, r"ood/style.json has no 'dev' section"),
+    (_empty_five_shot_supports, r"five_shot.json: the supports of 'p0@corp.com' are \[\]"),
+    (_drop_mmlu_dev, r"lacks 1 dev file\(s\), e.g. dev/anatomy_dev.csv"),
+    (_flip_fairness_labels, r"gt_labels_adult_0_200_test_base_rate_0.0.npy disagrees with the rows' \"label\""),
+])
+def test_malformed_data_fails_in_preflight_without_a_run_directory(tmp_path, corrupt, message):
+    data = make_data_dir(tmp_path / "data")
+    corrupt(data / "decodingtrust")
+    with pytest.raises(ConfigError, match=message):
+        run(tmp_path, data, smoke_config(cache_dir=str(tmp_path / "cache")))
+    assert not (tmp_path / "runs").exists()
+
+
 def test_advglue_scored_when_its_data_is_present(tmp_path):
     from decoding_comp_trust.trust import advglue
     from decoding_comp_trust.trust.common import Limits
@@ -130,3 +168,29 @@ def test_resume_logs_each_model_once(tmp_path, data_dir):
     run(tmp_path, data_dir, config, "stopped", resume=True)
     steps = [json.loads(line)["step"] for line in run_dir.metrics_path.read_text().splitlines()]
     assert steps == [0, 1]
+
+
+class EchoEngine:
+    """Stands in for HFEngine: every output is "B" passed through the engine's post-processing."""
+
+    generated_prompts = 0
+    postprocess = None
+
+    def generate(self, requests, progress=None):
+        for request in requests:
+            request.outputs = [self.postprocess("B")] * request.sampling.n
+
+
+def test_mmlu_outputs_skip_the_chat_stop_string_cut_and_other_perspectives_keep_it(data_dir):
+    from decoding_comp_trust.trust.common import Limits
+    from decoding_comp_trust.trust.evaluate import EvalOptions, evaluate_model, locate_data
+    from decoding_comp_trust.trust.toxicity_scorers import make_scorer
+
+    root, mmlu_root = locate_data(data_dir)
+    options = EvalOptions(perspectives=("mmlu", "ethics"), limits=Limits(1, 1, 4, 1), mmlu_limits=Limits(1),
+                          conv_template="redpajama-incite-instruct")  # the template with a stop string
+    engine = EchoEngine()
+    results = evaluate_model(engine, root, mmlu_root, options, make_scorer("keyword"), {})
+    # the chat post-processing would drop the last character of "B" (no "sentence" stop string in it)
+    assert results["mmlu"]["refusal"] == 0.0 and results["mmlu"]["unreadable"] == 0.0
+    assert engine.postprocess("wrong") == "wron"  # the last perspective (ethics) keeps the authors' quirk

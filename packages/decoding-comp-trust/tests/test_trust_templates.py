@@ -1,5 +1,9 @@
 """Prompt construction: the exact strings of DecodingTrust's `HFChat.messages_to_prompt`, one case per perspective."""
 
+import json
+from pathlib import Path
+
+import pytest
 from decoding_comp_trust.trust import ethics, ood, privacy, stereotype, toxicity
 from decoding_comp_trust.trust.mmlu import prompt as mmlu_prompt
 from decoding_comp_trust.trust.templates import (
@@ -13,6 +17,19 @@ FEW_SHOT = [{"role": "system", "content": "You are a helpful, pattern-following 
             {"role": "user", "content": "TASK"}, {"role": "assistant", "content": "Sure, I'd be happy to!"},
             {"role": "user", "content": "X1"}, {"role": "assistant", "content": "Y1"},
             {"role": "user", "content": "XQ"}]
+
+
+GOLDEN = json.loads((Path(__file__).parent / "data" / "templates_fork_prompts.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("template", sorted(GOLDEN["expected"]))
+def test_templates_byte_equal_to_the_forks_conversation_py(template):
+    """7 message lists rendered by the fork's `conversation.py` + `HFChat.messages_to_prompt` at af102c0 (recorded
+    data). "chatml" is the fork's CHATML separator style with SmolLM2's system prompt (the fork has no SmolLM entry)."""
+    expected = GOLDEN["expected"][template]
+    assert len(expected) >= 6
+    for name, messages in GOLDEN["message_lists"].items():
+        assert messages_to_prompt(messages, template) == expected[name], name
 
 
 def llama(messages, **kw):
@@ -44,6 +61,10 @@ def test_vicuna_and_redpajama_strings_as_decodingtrust_builds_them():
     msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
     assert messages_to_prompt(msgs, "vicuna_v1.1") == "S USER: U ASSISTANT:"
     assert messages_to_prompt(msgs, "redpajama-incite-instruct") == "SU\nanswer:"
+    turns = [{"role": "user", "content": "X1"}, {"role": "assistant", "content": "Y1"},
+             {"role": "user", "content": "X2"}]
+    assert messages_to_prompt(turns, "redpajama-incite-instruct") == "X1\nanswer: Y1\nX2\nanswer:"
+    assert messages_to_prompt(msgs, "chatml") == "S<|im_end|>\n<|im_start|>user\nU<|im_end|>\n<|im_start|>assistant\n"
 
 
 def test_fairness_example_prefix_degenerates_to_last_demo_label_plus_input():
@@ -102,5 +123,5 @@ def test_privacy_prompts():
 def test_mmlu_prompt():
     dev = [["Q1", "a", "b", "c", "d", "A"]]
     assert mmlu_prompt("high_school_physics", dev, ["Q", "w", "x", "y", "z", "B"], k=1) == (
-        "The following are multiple choice questions (with answers) about high school physics.\n\n"
+        "The following are multiple choice questions (with answers) about  high school physics.\n\n"
         "Q1\nA. a\nB. b\nC. c\nD. d\nAnswer: A\n\nQ\nA. w\nB. x\nC. y\nD. z\nAnswer:")

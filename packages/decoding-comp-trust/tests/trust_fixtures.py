@@ -71,7 +71,7 @@ def make_data_dir(root: Path, with_advglue: bool = False) -> Path:
         rows = [{"option": opts, "input": f"description: case {i}", "label": opts[i % 2],
                  "examples": [] if "_0_" in setting else [["description: demo", opts[0]]]} for i in range(4)]
         _jsonl(fair / f"{setting}.jsonl", rows)
-        np.save(fair / f"gt_labels_{setting}.npy", np.array([1, 0, 1, 0]))
+        np.save(fair / f"gt_labels_{setting}.npy", np.array([0, 1, 0, 1] if crime else [1, 0, 1, 0]))
         np.save(fair / f"sensitive_attr_{setting}.npy",
                 np.array([1, 0, 1, 0]) if crime else np.array(["Female", "Male", "Male", "Female"]))
     if with_advglue:

@@ -22,7 +22,7 @@ from repro_shared.logging import get_logger
 
 from .compress.api import STORAGES
 from .compress.calibration import CalibrationConfig, check_source_name, load_texts, token_windows
-from .compress.settings import CompressSettings, parse_setting
+from .compress.settings import AWQ_GRIDS, CompressSettings, parse_setting
 from .compress_claims import compression_claims
 from .data import COMPRESS_DATASETS
 
@@ -62,6 +62,8 @@ class CompressConfig:
     # which held-out windows are drawn; None: the run's --seed, so that runs over seeds also resample the held-out set
     eval_seed: int | None = DEFAULT_EVAL_SEED
     autoround_iters: int = 10
+    # the ratios AWQ searches: "llm-compressor" (k/19, 0…1, the library's; quick) or "llm-awq" (k/20, 0…0.95, paper)
+    awq_grid: str = "llm-compressor"
     save_dtype: str = "bfloat16"
     # dense: fake-quantized weights (the paper's storage); packed: quantized settings as compressed-tensors integers +
     # scales (pruned settings stay dense: no sparse format); both reload with plain transformers
@@ -76,6 +78,8 @@ class CompressConfig:
             raise ConfigError("base_models is empty", "name at least one model")
         if self.storage not in STORAGES:
             raise ConfigError(f"storage={self.storage!r}", f"use one of {', '.join(STORAGES)}")
+        if self.awq_grid not in AWQ_GRIDS:
+            raise ConfigError(f"awq_grid={self.awq_grid!r}", f"use one of {', '.join(AWQ_GRIDS)}")
         if self.save_dtype not in ("float32", "bfloat16", "float16"):
             raise ConfigError(f"save_dtype={self.save_dtype!r}", "use float32, bfloat16 or float16")
         check_source_name(self.eval_source)
@@ -186,7 +190,7 @@ def _run_one(base: _Base, spec: str, seed: int, config: CompressConfig, ctx: Any
     result = compress(model, settings.method, tokenizer=base.tokenizer, bits=settings.bits,
                       group_size=settings.group_size, pattern=settings.pattern, seed=seed, backend=config.backend,
                       calibration=config.calibration_for(settings), data_dir=ctx.data_dir,
-                      autoround_iters=config.autoround_iters, base_model=base.name)
+                      autoround_iters=config.autoround_iters, base_model=base.name, awq_grid=config.awq_grid)
     storage = "packed" if config.storage == "packed" and settings.is_quantization else "dense"
     extra = {"eval_set": config.eval_set(ctx.seed), "base_model_source": base.description}
     if storage == "dense":  # score the values the folder will hold, then save
@@ -232,6 +236,9 @@ def _reuse(out: Path, settings: CompressSettings, config: CompressConfig,
                 "dtype": config.save_dtype, "setting": settings.name(),
                 "storage_kind": "packed" if config.storage == "packed" and settings.is_quantization else "dense"}
     manifest.setdefault("storage_kind", "dense")  # manifests written before packed storage existed
+    if settings.method == "awq":  # manifests written before the grid was recorded used llm-compressor's
+        expected["awq_grid"] = config.awq_grid
+        manifest.setdefault("awq_grid", "llm-compressor")
     if any(manifest.get(key) != value for key, value in expected.items()):
         log.info("%s: %s differs in calibration/eval/dtype/storage, recomputing", settings.name(), source)
         return None
@@ -409,19 +416,48 @@ def _markdown(summary: list[dict[str, Any]], dense: dict[str, dict[str, Any]]) -
     return "\n".join(lines) + "\n"
 
 
+def decoder_in_features(model_config: Any) -> tuple[int, ...]:
+    """In-feature sizes of a decoder's Linear layers from its config: q/k/v/gate/up (hidden), o (heads × head dim),
+    down (intermediate)."""
+    hidden = model_config.hidden_size
+    heads = getattr(model_config, "num_attention_heads", None)
+    head_dim = getattr(model_config, "head_dim", None) or (hidden // heads if heads else None)
+    sizes = {hidden, getattr(model_config, "intermediate_size", None) or hidden}
+    if heads and head_dim:
+        sizes.add(heads * head_dim)
+    return tuple(sorted(sizes))
+
+
+def check_group_and_pattern_sizes(config: CompressConfig, base: str, in_features: tuple[int, ...]) -> None:
+    """A quantization group or an N:M block M must divide every in-feature size (checked again on the layers)."""
+    for spec, seed in config.jobs():
+        settings = parse_setting(spec, group_size=config.group_size, seed=seed, backend=config.backend)
+        step = settings.group_size if settings.is_quantization else settings.sparsity_pattern().m
+        bad = [n for n in in_features if step and n % step]
+        if bad:
+            what = f"group_size={settings.group_size}" if settings.is_quantization else f"pattern {settings.pattern}"
+            raise ConfigError(f"{what} ({spec}) does not divide {bad} among the in-features {list(in_features)} of "
+                              f"{base}'s decoder Linear layers", "choose a group size / M dividing every in-feature "
+                              "size (64 for SmolLM2-135M)")
+
+
 def preflight(config: CompressConfig, ctx: Any) -> None:
     """Before any directory exists: the model resolves and every calibration / held-out source fills its windows."""
     from transformers import AutoTokenizer
 
-    from .compress.tiny import tiny_tokenizer
+    from .compress.tiny import tiny_llama, tiny_tokenizer
 
     for base in config.base_models:
         if base == TINY:
             tokenizer = tiny_tokenizer()
+            check_group_and_pattern_sizes(config, base, decoder_in_features(tiny_llama().config))
         else:
             from repro_shared.models import resolve_model
+            from transformers import AutoConfig
 
-            tokenizer = AutoTokenizer.from_pretrained(resolve_model(base).location)
+            location = resolve_model(base).location
+            tokenizer = AutoTokenizer.from_pretrained(location)
+            check_group_and_pattern_sizes(config, base, decoder_in_features(AutoConfig.from_pretrained(location)))
         for calibration in {config.gptq_calibration, config.awq_calibration, config.prune_calibration}:
             texts = load_texts(calibration.source, ctx.data_dir)
             for seed in sorted({seed for _, seed in config.jobs(ctx.seed)}):
@@ -466,7 +502,7 @@ def _paper() -> CompressConfig:
         awq_calibration=CalibrationConfig("hub:mit-han-lab/pile-val-backup:validation", "plain", 128, 512),
         prune_calibration=CalibrationConfig("hub:allenai/c4@en:validation", "plain", n_samples=128, seq_len=4096),
         eval_source="hub:Salesforce/wikitext@wikitext-2-raw-v1:test", eval_windows=64, eval_seq_len=4096,
-        autoround_iters=200)
+        autoround_iters=200, awq_grid="llm-awq")
 
 
 def compress_experiments() -> list[Experiment]:

@@ -19,9 +19,10 @@ from repro_shared.logging import get_logger
 
 from .data import TRUST_DATASETS
 from .trust import report
-from .trust.common import Limits
+from .trust.common import NOT_MEASURABLE_AT, Limits
 from .trust.engine import GenerationCache, HFEngine, check_causal_lm_folder, model_fingerprint
 from .trust.evaluate import ALL_DIMENSIONS, EvalOptions, check_data, evaluate_model, locate_data
+from .trust.mmlu import validate as validate_mmlu
 from .trust.templates import get_template
 from .trust.toxicity_scorers import make_scorer
 
@@ -172,8 +173,10 @@ def eval_options(config: TrustConfig, seed: int) -> EvalOptions:
 
 def preflight(config: TrustConfig, ctx: Any) -> None:
     """Data present (or reported), compressed model folders valid, API key present — before any generation."""
-    root, _ = locate_data(ctx.data_dir)
+    root, mmlu_root = locate_data(ctx.data_dir)
     check_data(root, tuple(config.perspectives), config.on_missing)
+    if "mmlu" in config.perspectives and mmlu_root is not None:
+        validate_mmlu(mmlu_root, tuple(config.mmlu_subjects))
     compressed_models(config, compress_runs(config, ctx.options.out, ctx.seed))
     if config.toxicity_scorer == "perspective" and "toxicity" in config.perspectives:
         make_scorer("perspective")
@@ -232,13 +235,18 @@ def _evaluate_one(entry: ModelEntry, config: TrustConfig, ctx: Any, root: Path, 
 
 def _results(models: list[dict[str, Any]], config: TrustConfig, ctx: Any, scorer_name: str,
              missing: dict) -> dict[str, Any]:
-    table = report.score_table(models)
-    diffs = report.difference_table(models)
+    tables = {"trust_scores": report.score_table(models),
+              "trust_scores_measurable": report.score_table(models, mark_not_measurable=True),
+              "trust_scores_unreadable_wrong": report.score_table(models, "score_unreadable_wrong"),
+              "difference_vs_dense": report.difference_table(models),
+              "refusal_rates_pct": report.rate_table(models, "refusal"),
+              "unreadable_rates_pct": report.rate_table(models, "unreadable"),
+              "seed_effects_vs_dense": report.seed_effects(models)}
     groups = report.seed_groups(models)
-    report.plot_heatmap(diffs, ctx.figure("relative_difference"), "score − dense (points), per dimension")
+    report.plot_heatmap(tables["difference_vs_dense"], ctx.figure("relative_difference"),
+                        "score − dense (points), per dimension")
     report.plot_seed_bars(groups, ctx.figure("seed_mean_std"))
-    io.atomic_write_text(ctx.artifact("trust_table.md"), _markdown(table, diffs, report.refusal_table(models),
-                                                                   scorer_name, missing))
+    io.atomic_write_text(ctx.artifact("trust_table.md"), _markdown(tables, scorer_name, missing))
     dense = models[0]
     metrics = {f"dense_{k}": v["score"] for k, v in dense["results"].items() if v["score"] is not None}
     metrics.update(models_evaluated=len(models), toxicity_scorer=scorer_name,
@@ -246,27 +254,54 @@ def _results(models: list[dict[str, Any]], config: TrustConfig, ctx: Any, scorer
     seed_table = [{"group": g, **{report.COLUMNS[d]: f"{m:.1f} ± {s:.1f} (n={n})" for d, (m, s, n) in dims.items()}}
                   for g, dims in groups.items()]
     return {"metrics": metrics, "claims": claims(models), "tables": {
-        "trust_scores": table, "difference_vs_dense": diffs, "refusal_rates_pct": report.refusal_table(models),
-        "seed_mean_std": seed_table,
+        **tables, "seed_mean_std": seed_table,
         "notes": [{"dimension": report.COLUMNS[d], "note": dense["results"][d].get("note", "")}
                   for d in report.ORDER if d in dense["results"]]}}
 
 
-def _markdown(table: list, diffs: list, refusals: list, scorer_name: str, missing: dict) -> str:
+def _markdown(tables: dict[str, list], scorer_name: str, missing: dict) -> str:
     from repro_shared.report import markdown_table
 
-    parts = ["# Trust scores (0–100, higher = more trustworthy)", f"Toxicity scorer: {scorer_name}.", "",
-             markdown_table(table), "", "## Score − dense (points)", "", markdown_table(diffs) if diffs else "—", "",
-             "## Refusal rates (%)", "", markdown_table(refusals), ""]
+    def block(title: str, key: str) -> list[str]:
+        return [title, "", markdown_table(tables[key]) if tables[key] else "—", ""]
+
+    parts = ["# Trust scores (higher = more trustworthy)", f"Toxicity scorer: {scorer_name}.", "",
+             "The paper's formula (0–100; toxicity can exceed 100 when continuations are empty, as in the fork):", "",
+             markdown_table(tables["trust_scores"]), "",
+             *block(f"## Measurable cells only (≥ {NOT_MEASURABLE_AT:.0f} % refused or unreadable: not measurable, "
+                    "left out of the average and the claims)", "trust_scores_measurable"),
+             *block("## Unreadable answers scored as wrong", "trust_scores_unreadable_wrong"),
+             *block("## Score − dense (points)", "difference_vs_dense"),
+             *block("## Refusal rates (%)", "refusal_rates_pct"),
+             *block("## Unreadable answers, parse failures (%)", "unreadable_rates_pct"),
+             *block("## Score − dense over compression seeds (t interval, measurable cells)", "seed_effects_vs_dense")]
     if missing:
         parts += ["## Not evaluated (data absent)", ""] + [f"- {p}: {len(f)} files, e.g. `{f[0]}`"
                                                            for p, f in missing.items()]
     return "\n".join(parts) + "\n"
 
 
+def _pruning_mmlu_interval(models: list[dict[str, Any]], pruned: list[str]) -> tuple[float, float] | None:
+    """95 % paired bootstrap interval (over MMLU questions) of −max over pruned models of (accuracy − dense), points."""
+    import numpy as np
+
+    by_name = {m["name"]: m for m in models}
+    columns = [by_name[name]["results"].get("mmlu", {}).get("components", {}).get("correct")
+               for name in ["dense", *pruned]]
+    if not pruned or any(c is None for c in columns) or len({len(c) for c in columns}) != 1 or len(columns[0]) < 2:
+        return None
+    from repro_shared.evidence import bootstrap_interval
+
+    def effect(dense: np.ndarray, *others: np.ndarray) -> float:
+        return -100.0 * max(float(np.mean(o)) - float(np.mean(dense)) for o in others)
+
+    return bootstrap_interval(effect, *[np.asarray(c, dtype=float) for c in columns])
+
+
 def claims(models: list[dict[str, Any]]) -> list[Claim]:
-    """The direction-of-effect claims of the paper checked on this run's models, where present."""
-    diffs = {row["setting"]: row for row in report.difference_table(models)}
+    """The direction-of-effect claims of the paper checked on this run's models, where present (measurable cells
+    only: a cell with ≥ NOT_MEASURABLE_AT % refused or unreadable answers is left out)."""
+    diffs = {row["setting"]: row for row in report.difference_table(models, measurable_only=True)}
     meta = {m["name"]: m["meta"] for m in models}
 
     def worst(bits: int) -> float | None:
@@ -287,10 +322,13 @@ def claims(models: list[dict[str, Any]]) -> list[Claim]:
     out.append(Claim("3-bit quantization degrades more than 4/8-bit (largest |Δ|)", "GPTQ3 collapses (−48.8 toxicity)",
                      w3, note="effect = largest |Δ| at 3 bits − at 4/8 bits",
                      effect=None if w3 is None or not higher else w3 - max(higher)))
-    pruned = [row.get("MMLU") for s, row in diffs.items() if meta[s].get("sparsity") and row.get("MMLU") is not None]
+    pruned_names = [s for s, row in diffs.items() if meta[s].get("sparsity") and row.get("MMLU") is not None]
+    pruned = [diffs[s]["MMLU"] for s in pruned_names]
     out.append(Claim("50% pruning costs MMLU", "−13 … −19 (2:4)", min(pruned) if pruned else None,
-                     note="effect = −(largest MMLU Δ over pruned models): positive when every one loses",
-                     effect=-max(pruned) if pruned else None))
+                     note="effect = −(largest MMLU Δ over pruned models): positive when every one loses; interval: "
+                          "paired bootstrap over the MMLU questions",
+                     effect=-max(pruned) if pruned else None,
+                     interval=_pruning_mmlu_interval(models, pruned_names)))
     by_pattern = {}
     for s, row in diffs.items():
         values = [v for k, v in row.items() if k != "setting" and v is not None]
@@ -302,7 +340,7 @@ def claims(models: list[dict[str, Any]]) -> list[Claim]:
                      str(means) if means else None, note="effect = mean Δ of 4:8 − the best other pattern's",
                      effect=means["4:8"] - max(others) if "4:8" in means and others else None))
     spread = {}
-    for key, dims in report.seed_groups(models).items():
+    for key, dims in report.seed_groups(models, measurable_only=True).items():
         stds = [s for d, (_, s, n) in dims.items() if n > 1 and d != "mmlu"]
         if stds and "bit" in key:
             spread[key] = round(sum(stds) / len(stds), 2)

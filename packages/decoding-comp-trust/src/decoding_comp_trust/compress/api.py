@@ -33,7 +33,7 @@ from .calibration import CalibrationConfig, calibration_windows
 from .checks import effective_bits, folder_size, pruning_report, quantization_report
 from .library import autoround_compress, library_versions, llmcompressor_compress
 from .sequential import InputStats, compress_sequentially, target_linears
-from .settings import CompressSettings
+from .settings import AWQ_GRIDS, CompressSettings
 
 LIBRARY_METHODS = {"gptq": "llm-compressor GPTQModifier", "awq": "llm-compressor AWQModifier",
                    "autoround": "auto-round AutoRound (SignRound)", "sparsegpt": "llm-compressor SparseGPTModifier",
@@ -82,12 +82,15 @@ def compress(model: nn.Module, method: str, *, tokenizer: Any = None, bits: int 
              group_size: int | None = None, sparsity: float | None = None, pattern: str | None = None,
              symmetric: bool | None = None, calibration: CalibrationConfig | torch.Tensor | None = None,
              seed: int = 0, backend: str = "auto", data_dir: str | Path | None = None, autoround_iters: int = 200,
-             base_model: str | None = None) -> CompressionResult:
+             base_model: str | None = None, awq_grid: str = "llm-compressor") -> CompressionResult:
     """Compress the decoder Linear layers of ``model`` (consumed: it is modified or moved) with one grid setting.
 
     ``calibration``: a ``CalibrationConfig`` (text source, template, n_samples, seq_len; resampled by ``seed``) or a
     ready ``n_samples × seq_len`` LongTensor of token ids; required by every method except rtn and magnitude.
+    ``awq_grid``: the ratios AWQ searches, "llm-compressor" (k/19, the default) or "llm-awq" (k/20, the paper's).
     """
+    if awq_grid not in AWQ_GRIDS:
+        raise ConfigError(f"awq_grid={awq_grid!r}", f"use one of {', '.join(AWQ_GRIDS)}")
     settings = CompressSettings(method, bits=bits, group_size=group_size, sparsity=sparsity, pattern=pattern,
                                 symmetric=symmetric, seed=seed, backend=backend)
     path = resolve_backend(settings)
@@ -98,13 +101,14 @@ def compress(model: nn.Module, method: str, *, tokenizer: Any = None, bits: int 
     started = time.perf_counter()
     template = copy.deepcopy(model.config)
     if path == "library":
-        state = _run_library(model, tokenizer, settings, windows, list(linears), autoround_iters)
+        state = _run_library(model, tokenizer, settings, windows, list(linears), autoround_iters, awq_grid)
         compressed = _fresh_model(template, state, next(iter(state.values())).dtype)
     else:
         _run_reference(model, settings, windows)
         compressed = model
     seconds = time.perf_counter() - started
     manifest = _manifest(compressed, settings, path, calibration, windows, base_model, seconds, autoround_iters)
+    manifest["awq_grid"] = awq_grid if settings.method == "awq" and path == "library" else None
     return CompressionResult(compressed.eval(), settings, manifest)
 
 
@@ -124,12 +128,12 @@ def _windows(settings: CompressSettings, calibration: Any, tokenizer: Any, data_
 
 
 def _run_library(model: nn.Module, tokenizer: Any, settings: CompressSettings, windows: torch.Tensor,
-                 targets: list[str], iters: int) -> dict[str, torch.Tensor]:
+                 targets: list[str], iters: int, awq_grid: str = "llm-compressor") -> dict[str, torch.Tensor]:
     if tokenizer is None:
         raise ConfigError(f"the library path of {settings.method} needs the tokenizer", "pass tokenizer=...")
     if settings.method == "autoround":
         return autoround_compress(model, tokenizer, settings, windows, iters=iters)
-    return llmcompressor_compress(model, tokenizer, settings, windows, targets)
+    return llmcompressor_compress(model, tokenizer, settings, windows, targets, awq_grid)
 
 
 def _fresh_model(config: Any, state: dict[str, torch.Tensor], dtype: torch.dtype) -> nn.Module:

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
+from repro_shared.errors import ConfigError
 from torch import nn
 
-from .settings import CompressSettings
+from .settings import AWQ_GRIDS, CompressSettings
 
 # calibration windows per forward pass: one batch per block instead of one window (per-call overhead dominates on CPU)
 BATCH = 16
@@ -60,7 +61,25 @@ def _config_on_disk(model: nn.Module) -> Iterator[None]:
             model.config.name_or_path = original
 
 
-def _modifier(settings: CompressSettings, targets: list[str]) -> Any:
+def awq_modifier(grid: str = "llm-compressor") -> Any:
+    """llm-compressor's AWQ with activation-only scales s = mean|x|^α (``duo_scaling=False``, as llm-awq, the paper's
+    AWQ) over 20 ratios α: "llm-compressor" = k/19, k = 0…19 (0 to 1 inclusive, the library's grid); "llm-awq" =
+    k/20, k = 0…19 (0 to 0.95, `auto_scale.py`'s ``ratio * 1 / n_grid``, the paper's)."""
+    from llmcompressor.modifiers.transform.awq import AWQModifier
+
+    if grid == "llm-compressor":
+        return AWQModifier(duo_scaling=False, n_grid=20)
+    if grid != "llm-awq":
+        raise ConfigError(f"awq_grid={grid!r}", f"use one of {', '.join(AWQ_GRIDS)}")
+
+    class LlmAwqGridAWQModifier(AWQModifier):
+        def _get_grid_search_params(self) -> list[tuple[float, bool]]:
+            return [(k / self.n_grid, False) for k in range(self.n_grid)]
+
+    return LlmAwqGridAWQModifier(duo_scaling=False, n_grid=20)
+
+
+def _modifier(settings: CompressSettings, targets: list[str], awq_grid: str = "llm-compressor") -> Any:
     ignore = ["lm_head"]
     if settings.is_quantization:
         weights = {"num_bits": settings.bits, "type": "int", "symmetric": settings.is_symmetric,
@@ -73,10 +92,8 @@ def _modifier(settings: CompressSettings, targets: list[str]) -> Any:
             return GPTQModifier(config_groups=groups, ignore=ignore, dampening_frac=0.01, block_size=128,
                                 actorder="weight")
         from llmcompressor.modifiers.quantization import QuantizationModifier
-        from llmcompressor.modifiers.transform.awq import AWQModifier
 
-        # duo_scaling=False: scales from activations only, s = mean|x|^α, as llm-awq (the paper's AWQ) searches them
-        return [AWQModifier(duo_scaling=False, n_grid=20), QuantizationModifier(config_groups=groups, ignore=ignore)]
+        return [awq_modifier(awq_grid), QuantizationModifier(config_groups=groups, ignore=ignore)]
     pattern = settings.sparsity_pattern()
     structure = f"{pattern.m - pattern.n}:{pattern.m}" if pattern.structured else "0:0"  # llm-compressor: N pruned of M
     if settings.method == "sparsegpt":
@@ -92,8 +109,8 @@ def _modifier(settings: CompressSettings, targets: list[str]) -> Any:
     return WandaPruningModifier(sparsity=pattern.sparsity, mask_structure=structure, targets=targets, ignore=ignore)
 
 
-def _recipe(settings: CompressSettings, targets: list[str]) -> list[Any]:
-    modifier = _modifier(settings, targets)
+def _recipe(settings: CompressSettings, targets: list[str], awq_grid: str = "llm-compressor") -> list[Any]:
+    modifier = _modifier(settings, targets, awq_grid)
     return modifier if isinstance(modifier, list) else [modifier]
 
 
@@ -104,14 +121,15 @@ def _dataset(windows: torch.Tensor) -> Any:
 
 
 def llmcompressor_compress(model: nn.Module, tokenizer: Any, settings: CompressSettings, windows: torch.Tensor,
-                           target_names: list[str]) -> dict[str, torch.Tensor]:
+                           target_names: list[str], awq_grid: str = "llm-compressor") -> dict[str, torch.Tensor]:
     """Run llm-compressor's ``oneshot`` with one modifier; the dense (fake-quantized / masked) state dict."""
     from llmcompressor import oneshot
 
     targets = ["re:^" + re.escape(name) + "$" for name in target_names]
     shim = cpu_pin_memory_shim() if settings.method == "awq" else contextlib.nullcontext()
+    recipe = _recipe(settings, targets, awq_grid)
     with _config_on_disk(model), shim, _quiet_loguru():
-        oneshot(model=model, processor=tokenizer, dataset=_dataset(windows), recipe=_recipe(settings, targets),
+        oneshot(model=model, processor=tokenizer, dataset=_dataset(windows), recipe=recipe,
                 max_seq_length=windows.shape[1], num_calibration_samples=windows.shape[0], batch_size=BATCH,
                 shuffle_calibration_samples=False, output_dir=None, log_dir=None)
     return dense_state_dict(model)

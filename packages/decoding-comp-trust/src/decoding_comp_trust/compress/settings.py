@@ -9,6 +9,9 @@ from repro_shared.errors import ConfigError
 
 from .algorithms import SUPPORTED_BITS, GroupQuantizer, SparsityPattern
 
+# the ratio grids AWQ can search (see `library.awq_modifier`)
+AWQ_GRIDS = ("llm-compressor", "llm-awq")
+
 QUANT_METHODS = ("gptq", "awq", "autoround", "rtn")
 PRUNE_METHODS = ("magnitude", "sparsegpt", "wanda")
 METHODS = QUANT_METHODS + PRUNE_METHODS

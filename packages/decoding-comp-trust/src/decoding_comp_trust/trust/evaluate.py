@@ -77,6 +77,9 @@ def check_data(root: Path, perspectives: tuple[str, ...], on_missing: str) -> di
     if unknown:
         raise ConfigError(f"unknown perspective(s) {unknown}", f"use some of {', '.join(ALL_DIMENSIONS)}")
     missing = missing_by_perspective(root, tuple(p for p in perspectives if p != "mmlu"))
+    for name, module in (("ood", ood), ("privacy", privacy), ("fairness", fairness)):
+        if name in perspectives and name not in missing:
+            module.validate(root)  # malformed files: a ConfigError naming the file and the field
     if missing and on_missing == "error":
         lines = "; ".join(f"{p}: {', '.join(files[:6])}{' …' if len(files) > 6 else ''} ({len(files)} files)"
                           for p, files in missing.items())
@@ -126,8 +129,9 @@ def evaluate_model(engine: HFEngine, root: Path, mmlu_root: Path | None, options
                    scorer: ToxicityScorer, missing: dict[str, list[str]],
                    progress: Callable | None = None) -> dict[str, Any]:
     """All requested dimensions for one model: scores, refusal rates, per-dimension time and request counts."""
-    engine.postprocess = lambda text: post_process_generation(text, options.conv_template,
-                                                              options.drop_last_char_quirk)
+    def chat_postprocess(text: str) -> str:
+        return post_process_generation(text, options.conv_template, options.drop_last_char_quirk)
+
 
     def render(messages: list[dict]) -> str:
         return messages_to_prompt(messages, options.conv_template, options.system_replaces_wrapper)
@@ -142,6 +146,8 @@ def evaluate_model(engine: HFEngine, root: Path, mmlu_root: Path | None, options
             results[name] = PerspectiveResult(name, None, note="not evaluated: no MMLU under the data dir").to_dict()
             continue
         started, before = time.time(), engine.generated_prompts
+        # MMLU is a raw completion prompt (`mmlu_autogptq.py`), not a chat call: no stop-string cut
+        engine.postprocess = (lambda text: text) if name == "mmlu" else chat_postprocess
         requests, extra = build_requests(name, root, mmlu_root, options, render)
         engine.generate(requests, progress)
         result = score_requests(name, requests, extra, scorer, options.seed).to_dict()

@@ -1,9 +1,11 @@
 """MMLU, the benign-utility axis: 5-shot, generation-based, first character of the output.
 
 Prompt = "The following are multiple choice questions (with answers) about {subject}.\\n\\n" + 5 dev examples +
-the question; the prediction is the first character of the lower-cased output, upper-cased, ∈ {A, B, C, D}, else
-a refusal (counted wrong). Score = micro-averaged accuracy over all subjects' questions. Raw prompt (no chat
-template), as `scripts/mmlu_autogptq.py`.
+the question ({subject} = " high school physics": the authors' `format_subject` puts a space before every
+word); the prediction is the first character of the lower-cased output, upper-cased, ∈ {A, B, C, D}, else a
+refusal (counted wrong). Score = micro-averaged accuracy over all subjects' questions. Raw prompt (no chat
+template, and no chat post-processing: the stop-string cut and its last-character quirk do not apply), as
+`scripts/mmlu_autogptq.py`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .common import Limits, PerspectiveResult, first_output
+from repro_shared.errors import ConfigError
+
+from .common import Limits, PerspectiveResult, answer_status, first_output, status_rates
 from .engine import GenRequest, Sampling
 
 CHOICES = ("A", "B", "C", "D")
@@ -32,7 +36,8 @@ def subjects(root: Path) -> list[str]:
 
 
 def format_subject(subject: str) -> str:
-    return " ".join(subject.split("_"))
+    """`format_subject`: every word preceded by a space, so the prompt reads "about  high school physics"."""
+    return "".join(" " + word for word in subject.split("_"))
 
 
 def format_example(row: list[str], include_answer: bool = True) -> str:
@@ -43,6 +48,15 @@ def format_example(row: list[str], include_answer: bool = True) -> str:
 def prompt(subject: str, dev: list[list[str]], question: list[str], k: int = N_TRAIN) -> str:
     head = f"The following are multiple choice questions (with answers) about {format_subject(subject)}.\n\n"
     return head + "".join(format_example(row) for row in dev[:k]) + format_example(question, include_answer=False)
+
+
+def validate(root: Path, only: tuple[str, ...] = ()) -> None:
+    """Preflight: every evaluated subject has its dev file (the 5-shot examples)."""
+    absent = [f"dev/{s}_dev.csv" for s in subjects(root) if (not only or s in only)
+              and not (root / "dev" / f"{s}_dev.csv").exists()]
+    if absent:
+        raise ConfigError(f"the MMLU folder {root} lacks {len(absent)} dev file(s), e.g. {absent[0]}",
+                          "supply MMLU's dev/ split beside test/, or leave mmlu out of perspectives")
 
 
 def build(root: Path, limits: Limits, only: tuple[str, ...] = ()) -> list[GenRequest]:
@@ -70,8 +84,14 @@ def parse_prediction(output: str) -> str | None:
 
 
 def score(requests: list[GenRequest]) -> PerspectiveResult:
-    preds = [parse_prediction(first_output(r)) for r in requests]
+    outputs = [first_output(r) for r in requests]
+    preds = [parse_prediction(o) for o in outputs]
     correct = sum(p == r.meta["label"] for p, r in zip(preds, requests, strict=True))
-    refusal = sum(p is None for p in preds)
-    return PerspectiveResult("mmlu", 100.0 * correct / len(requests), 100.0 * refusal / len(requests),
-                             {"questions": len(requests), "subjects": len({r.meta["subject"] for r in requests})})
+    refused, unreadable = status_rates([answer_status(o, p is not None) for o, p in zip(outputs, preds, strict=True)])
+    value = 100.0 * correct / len(requests)
+    return PerspectiveResult("mmlu", value, refused,
+                             {"questions": len(requests), "subjects": len({r.meta["subject"] for r in requests}),
+                              "fork_refusal_rate": refused + unreadable,
+                              # per question, in prompt order: the items a paired bootstrap between models resamples
+                              "correct": [int(p == r.meta["label"]) for p, r in zip(preds, requests, strict=True)]},
+                             unreadable=unreadable, score_unreadable_wrong=value)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .common import is_measurable
 from .evaluate import COLUMNS
 
 ORDER = ("mmlu", "advglue", "ood", "adv_demo", "ethics", "fairness", "toxicity", "privacy", "stereotype")
@@ -25,28 +26,58 @@ def average(scores: Mapping[str, float | None]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def score_table(models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+NOT_MEASURABLE = "not measurable"
+
+
+def cell_measurable(result: Mapping[str, Any]) -> bool:
+    """Less than NOT_MEASURABLE_AT % of the answers refused or unreadable (results written before the split count
+    their refusal rate alone)."""
+    return is_measurable(_num(result.get("refusal")), _num(result.get("unreadable")))
+
+
+def cell_score(result: Mapping[str, Any], key: str = "score", measurable_only: bool = False) -> float | None:
+    if measurable_only and not cell_measurable(result):
+        return None
+    value = _num(result.get(key))
+    return _num(result.get("score")) if value is None and key != "score" else value
+
+
+def score_table(models: Sequence[Mapping[str, Any]], key: str = "score",
+                mark_not_measurable: bool = False) -> list[dict[str, Any]]:
+    """One row per model. ``key="score"``: the paper's formula; ``"score_unreadable_wrong"``: unreadable answers
+    wrong. ``mark_not_measurable``: such cells read "not measurable" and leave the average."""
     rows = []
     for m in models:
-        scores = {d: _num(m["results"][d]["score"]) for d in ORDER if d in m["results"]}
+        results = {d: m["results"][d] for d in ORDER if d in m["results"]}
+        scores = {d: cell_score(r, key, mark_not_measurable) for d, r in results.items()}
         row = {"setting": m["name"], "method": m["meta"].get("method", "none"), "bits": m["meta"].get("bits"),
                "sparsity": m["meta"].get("sparsity"), "pattern": m["meta"].get("pattern"),
                "seed": m["meta"].get("seed")}
-        row.update({COLUMNS[d]: None if v is None else round(v, 1) for d, v in scores.items()})
+        for d, v in scores.items():
+            evaluated = _num(results[d].get("score")) is not None
+            row[COLUMNS[d]] = (NOT_MEASURABLE if v is None and evaluated and mark_not_measurable
+                               else None if v is None else round(v, 1))
         avg = average(scores)
         row["Average"] = None if avg is None else round(avg, 1)
         rows.append(row)
     return rows
 
 
-def refusal_table(models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [{"setting": m["name"], **{COLUMNS[d]: None if _num(m["results"][d].get("refusal")) is None
-                                      else round(m["results"][d]["refusal"], 1)
+def rate_table(models: Sequence[Mapping[str, Any]], key: str = "refusal") -> list[dict[str, Any]]:
+    """``key="refusal"``: % of answers refused; ``"unreadable"``: % the parser could not read (parse failures)."""
+    return [{"setting": m["name"], **{COLUMNS[d]: None if _num(m["results"][d].get(key)) is None
+                                      else round(m["results"][d][key], 1)
                                       for d in ORDER if d in m["results"]}} for m in models]
 
 
-def difference_table(models: Sequence[Mapping[str, Any]], dense: str = "dense") -> list[dict[str, Any]]:
-    """Score − dense score per dimension (the paper's Fig. 2 shows this difference, in points)."""
+def refusal_table(models: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return rate_table(models, "refusal")
+
+
+def difference_table(models: Sequence[Mapping[str, Any]], dense: str = "dense",
+                     measurable_only: bool = False) -> list[dict[str, Any]]:
+    """Score − dense score per dimension (the paper's Fig. 2 shows this difference, in points); with
+    ``measurable_only`` a pair with a not-measurable cell on either side is left out (None)."""
     base = next((m for m in models if m["name"] == dense), None)
     if base is None:
         return []
@@ -56,7 +87,8 @@ def difference_table(models: Sequence[Mapping[str, Any]], dense: str = "dense") 
             continue
         row = {"setting": m["name"]}
         for d in ORDER:
-            a, b = _num(m["results"].get(d, {}).get("score")), _num(base["results"].get(d, {}).get("score"))
+            a = cell_score(m["results"].get(d, {}), measurable_only=measurable_only)
+            b = cell_score(base["results"].get(d, {}), measurable_only=measurable_only)
             row[COLUMNS[d]] = None if a is None or b is None else round(a - b, 1)
         rows.append(row)
     return rows
@@ -74,8 +106,9 @@ def group_key(meta: Mapping[str, Any]) -> str:
     return "-".join(parts)
 
 
-def seed_groups(models: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, tuple[float, float, int]]]:
-    """group → dimension → (mean, sample std, number of seeds)."""
+def seed_groups(models: Sequence[Mapping[str, Any]],
+                measurable_only: bool = False) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """group → dimension → (mean, sample std, number of seeds) (``measurable_only``: measurable cells only)."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for m in models:
         groups.setdefault(group_key(m["meta"]), []).append(m)
@@ -83,11 +116,42 @@ def seed_groups(models: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, tupl
     for key, members in groups.items():
         out[key] = {}
         for d in ORDER:
-            values = [v for m in members if (v := _num(m["results"].get(d, {}).get("score"))) is not None]
+            values = [v for m in members
+                      if (v := cell_score(m["results"].get(d, {}), measurable_only=measurable_only)) is not None]
             if values:
                 out[key][d] = (float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
                                len(values))
     return out
+
+
+def seed_effects(models: Sequence[Mapping[str, Any]], dense: str = "dense") -> list[dict[str, Any]]:
+    """Score − dense per compression seed for every setting run at ≥ 2 seeds, per dimension (measurable cells only):
+    mean ± std over the seeds, 95 % t interval from `repro_shared.evidence.seed_evidence`, and its verdict on
+    "Δ > 0" read as "above dense" / "below dense" / "inconclusive" (the interval holds 0)."""
+    from repro_shared.evidence import seed_evidence
+
+    base = next((m for m in models if m["name"] == dense), None)
+    if base is None:
+        return []
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for m in models:
+        if m["name"] != dense and m["meta"].get("seed") is not None:
+            groups.setdefault(group_key(m["meta"]), []).append(m)
+    rows = []
+    for key, members in groups.items():
+        for d in ORDER:
+            b = cell_score(base["results"].get(d, {}), measurable_only=True)
+            deltas = [a - b for m in members
+                      if b is not None and (a := cell_score(m["results"].get(d, {}), measurable_only=True)) is not None]
+            if len(deltas) < 2:
+                continue
+            evidence = seed_evidence(deltas)
+            rows.append({"setting": key, "dimension": COLUMNS[d], "delta_mean": round(evidence.mean, 2),
+                         "delta_std": round(evidence.std, 2), "seeds": evidence.n,
+                         "interval": [round(evidence.low, 2), round(evidence.high, 2)],
+                         "vs_dense": {"reproduced": "above dense", "contradicted": "below dense"}.get(
+                             str(evidence.verdict), "inconclusive")})
+    return rows
 
 
 def plot_heatmap(rows: list[dict[str, Any]], path: Path, title: str) -> Path | None:

@@ -16,7 +16,7 @@ from repro_shared.errors import ConfigError
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str, optional "name"}
 
 LLAMA2_DEFAULT_SYSTEM = (
-    "You are a helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe.  "
+    "You are a helpful, respectful and honest assistant. Always answer as helpfully as possible, while being safe. "
     "Your answers should not include any harmful, unethical, racist, sexist, toxic, dangerous, or illegal content. "
     "Please ensure that your responses are socially unbiased and positive in nature.\n\nIf a question does not make "
     "any sense, or is not factually coherent, explain why instead of answering something not correct. If you don't "
@@ -33,7 +33,7 @@ class ConvTemplate:
     system_wrapper: str  # format string with {system}
     default_system: str
     roles: tuple[str, str]
-    style: str  # "llama2" | "colon_two" | "no_colon_single" | "chatml"
+    style: str  # FastChat's SeparatorStyle: "llama2" | "colon_two" | "instruct" | "chatml"
     sep: str
     sep2: str = ""
     stop_str: str | None = None
@@ -51,11 +51,12 @@ TEMPLATES: dict[str, ConvTemplate] = {
                      "A chat between a curious user and an artificial intelligence assistant. The assistant gives "
                      "helpful, detailed, and polite answers to the user's questions.",
                      ("USER", "ASSISTANT"), "colon_two", " ", "</s>"),
-        ConvTemplate("redpajama-incite-instruct", "{system}", "", ("", "\nanswer:"), "no_colon_single", "",
+        ConvTemplate("redpajama-incite-instruct", "{system}", "", ("", "answer"), "instruct", "\n",
                      stop_str="sentence"),
-        # SmolLM2-Instruct's own format (ChatML), rendered with the same FastChat semantics as the others.
-        ConvTemplate("chatml", "<|im_start|>system\n{system}<|im_end|>\n", SMOLLM_DEFAULT_SYSTEM,
-                     ("<|im_start|>user", "<|im_start|>assistant"), "chatml", "<|im_end|>\n"),
+        # SmolLM2-Instruct's own format, as FastChat's CHATML separator style (the MPT templates) renders it: the
+        # system field is "<|im_start|>system\n…" and the renderer adds "<|im_end|>\n", also after a replaced one.
+        ConvTemplate("chatml", "<|im_start|>system\n{system}", SMOLLM_DEFAULT_SYSTEM,
+                     ("<|im_start|>user", "<|im_start|>assistant"), "chatml", "<|im_end|>"),
     )
 }
 
@@ -88,7 +89,7 @@ def messages_to_prompt(messages: Sequence[Message], template: ConvTemplate | str
 
 
 def _render(conv: ConvTemplate, system: str, turns: list[tuple[str, str | None]]) -> str:
-    """FastChat v0.2.x ``Conversation.get_prompt`` for the four separator styles used here."""
+    """FastChat ``Conversation.get_prompt`` (the fork's `conversation.py`) for the four separator styles used here."""
     if conv.style == "llama2":
         seps, ret = (conv.sep, conv.sep2), ""
         for i, (role, message) in enumerate(turns):
@@ -103,15 +104,18 @@ def _render(conv: ConvTemplate, system: str, turns: list[tuple[str, str | None]]
         for i, (role, message) in enumerate(turns):
             ret += role + ": " + message + seps[i % 2] if message else role + ":"
         return ret
-    if conv.style == "no_colon_single":
-        ret = system + conv.sep
-        for role, message in turns:
-            ret += role + message + conv.sep if message else role
-        return ret
-    if conv.style == "chatml":
+    if conv.style == "instruct":  # the user's text bare, the answer after "answer: "
         ret = system
         for role, message in turns:
-            ret += role + "\n" + message + conv.sep if message else role + "\n"
+            if message:
+                ret += (role + ": " + message if role == "answer" else message) + conv.sep
+            else:
+                ret += role + ":"
+        return ret
+    if conv.style == "chatml":  # an empty system field leaves out the whole system block
+        ret = "" if system == "" else system + conv.sep + "\n"
+        for role, message in turns:
+            ret += role + "\n" + message + conv.sep + "\n" if message else role + "\n"
         return ret
     raise ValueError(f"unknown separator style {conv.style!r}")
 
