@@ -17,7 +17,15 @@ import torch
 
 from .accounting import LimitedDomainAccountant, selection_epsilon
 from .data import Example, TaskData
-from .generate import EnsembleSettings, EnsembleVoters, GenerationState, dp_ens_gen_step, leaks_demo, opt_ens_gen
+from .generate import (
+    NON_PRIVATE_FIELDS,
+    EnsembleSettings,
+    EnsembleVoters,
+    GenerationState,
+    dp_ens_gen_step,
+    leaks_demo,
+    opt_ens_gen,
+)
 from .lm import append_token, forward_with_shared_prefix
 from .mechanisms import LimitedDomainParams, gumbel_argmax
 from .scoring import ScoringOptions, accuracy, predict
@@ -26,12 +34,17 @@ from .templates import TaskTemplate, icl_instruction
 
 @dataclass(frozen=True)
 class PrivacySettings:
-    """Per-token (eps0, delta0) and the total target (eps, delta); target_delta None means 1/n (the paper)."""
+    """Per-token (eps0, delta0) and the total target (eps, delta); target_delta None means 1/n (the paper).
+
+    ``privacy_model`` is how the accountant charges a LimitedDomain query and so where the budget stops
+    (``accounting.query_epsilon``: "paper" eps0, "conservative" 2·eps0); the ledger reports both models.
+    """
 
     eps0: float = 1.8
     delta0: float = 5e-7
     target_eps: float = 8.0
     target_delta: float | None = None
+    privacy_model: str = "paper"
 
 
 class ForwardPass:
@@ -74,14 +87,16 @@ class PromptGenerator:
         self.eos_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
         self.prompts: list[str] = []
         self.stop_reasons: list[str] = []
-        self.ledger: list[dict] = []
+        self.ledger: list[dict] = []  # publishable: what was released and its (eps, delta)
+        self.debug_ledger: list[dict] = []  # per query, the raw vote counts (NOT private)
         self.current = GenerationState()
         self.budget_exhausted = False
         self.accountant = None
         if privacy is not None:
             self.accountant = LimitedDomainAccountant(
                 q=settings.num_voters * settings.demos_per_voter / self.num_records, eps0=privacy.eps0,
-                delta0=privacy.delta0, target_eps=privacy.target_eps, target_delta=self.target_delta)
+                delta0=privacy.delta0, target_eps=privacy.target_eps, target_delta=self.target_delta,
+                privacy_model=privacy.privacy_model)
             self.ld_params = LimitedDomainParams(privacy.eps0, privacy.delta0, len(tokenizer), settings.k_bar)
 
     @property
@@ -93,13 +108,14 @@ class PromptGenerator:
         return len(self.prompts) >= self.num_prompts or self.budget_exhausted
 
     def step(self) -> list[dict]:
-        """Advance by one query (DP) or one prompt (OPT); returns the new ledger entries."""
+        """Advance by one query (DP) or one prompt (OPT); returns the new (publishable) ledger entries."""
         if self.privacy is None:
             return self._opt_prompt()
         entry = dp_ens_gen_step(self.voters, self.current, self.accountant, self.settings, self.ld_params,
                                 self.num_records, self.rng, self.eos_ids)
         entries = []
         if entry is not None:
+            self.debug_ledger.append({"query": entry["query"], **{k: entry.pop(k) for k in NON_PRIVATE_FIELDS}})
             entry = {"prompt": len(self.prompts), **entry}
             self.ledger.append(entry)
             entries.append(entry)
@@ -129,10 +145,16 @@ class PromptGenerator:
         return list(dict.fromkeys(kept))
 
     def privacy_spent(self) -> tuple[float, float]:
+        """(eps, delta) of the generation so far under the accountant's model (OPT: (inf, 1))."""
         return self.accountant.privacy() if self.accountant is not None else (float("inf"), 1.0)
+
+    def privacy_spent_by_model(self) -> dict[str, tuple[float, float]]:
+        """(eps, delta) of the generation so far under every privacy model (DP only)."""
+        return self.accountant.privacy_by_model() if self.accountant is not None else {}
 
     def state_dict(self) -> dict:
         return {"prompts": self.prompts, "stop_reasons": self.stop_reasons, "ledger": self.ledger,
+                "debug_ledger": self.debug_ledger,
                 "current": vars(self.current).copy(), "budget_exhausted": self.budget_exhausted,
                 "queries": self.accountant.queries if self.accountant is not None else 0,
                 "rng": self.rng.bit_generator.state, "torch_rng": self.torch_generator.get_state(),
@@ -141,6 +163,7 @@ class PromptGenerator:
     def load_state_dict(self, state: dict) -> None:
         self.prompts, self.stop_reasons = list(state["prompts"]), list(state["stop_reasons"])
         self.ledger = list(state["ledger"])
+        self.debug_ledger = list(state.get("debug_ledger", []))  # absent in checkpoints of older versions
         self.current = GenerationState(**state["current"])
         self.budget_exhausted = state["budget_exhausted"]
         if self.accountant is not None:
