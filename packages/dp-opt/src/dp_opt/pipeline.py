@@ -32,6 +32,11 @@ from .scoring import ScoringOptions, accuracy, predict
 from .templates import TaskTemplate, icl_instruction
 
 
+def released_prompt_text(tokenizer, tokens: Sequence[int]) -> str:
+    """A generated prompt as the released code keeps it: decoded, stripped, newlines replaced by two spaces."""
+    return tokenizer.decode(tokens, skip_special_tokens=True).strip().replace("\n", "  ")
+
+
 @dataclass(frozen=True)
 class PrivacySettings:
     """Per-token (eps0, delta0) and the total target (eps, delta); target_delta None means 1/n (the paper).
@@ -128,13 +133,13 @@ class PromptGenerator:
 
     def _opt_prompt(self) -> list[dict]:
         tokens, demos = opt_ens_gen(self.voters, self.settings, self.num_records, self.rng, self.eos_ids)
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)  # the leak filter sees the raw text
         leaked = leaks_demo(text, [self.voters.texts[i] for i in demos])
         self._finish(tokens, "leak" if leaked else "done")
         return []
 
     def _finish(self, tokens: list[int], reason: str) -> None:
-        self.prompts.append(self.tokenizer.decode(tokens, skip_special_tokens=True).strip())
+        self.prompts.append(released_prompt_text(self.tokenizer, tokens))
         self.stop_reasons.append(reason)
 
     def candidate_prompts(self) -> list[str]:
@@ -198,15 +203,19 @@ def icl_demos(train: Sequence[Example], label_words: Sequence[str], num_demos: i
     """Balanced ICL demos (eval_opt.py --balance_demos): num_demos // classes per class, else one per random class.
 
     So "5-shot" gives 4 demos on binary tasks (2 + 2) and 5 demos from 5 random classes on TREC, as in the code.
+    Order as the released ``sample_demos``: classes in order of first appearance in the training set (its
+    ``defaultdict`` of indices by label), each class's demos together; with fewer demos than classes, the randomly
+    chosen classes in the order drawn. No shuffle.
     """
-    by_class = {c: [i for i, e in enumerate(train) if e.label == c] for c in range(len(label_words))}
-    per_class = num_demos // len(label_words)
+    by_class: dict[int, list[int]] = {}
+    for index, example in enumerate(train):
+        by_class.setdefault(example.label, []).append(index)
+    per_class = num_demos // len(by_class)
     if per_class >= 1:
-        chosen = [i for c in by_class for i in rng.choice(by_class[c], per_class, replace=False)]
+        chosen = [int(i) for c in by_class for i in rng.choice(by_class[c], per_class, replace=False)]
     else:
-        classes = rng.choice(len(label_words), num_demos, replace=False)
+        classes = rng.choice(list(by_class), num_demos, replace=False)
         chosen = [int(rng.choice(by_class[int(c)])) for c in classes]
-    chosen = [chosen[i] for i in rng.permutation(len(chosen))]
     return [(train[i].text, label_words[train[i].label]) for i in chosen]
 
 
@@ -293,9 +302,11 @@ def dln1(model, tokenizer, data: TaskData, template: TaskTemplate, settings: DLN
         rows = voters.meta_prompts(groups, rng)
         generated = [tokenizer.decode(_sample_continuation(model, row, settings.max_new_tokens,
                                                            settings.temperature, torch_generator, eos_ids, pad_id),
-                                      skip_special_tokens=True).strip() for row in rows]
+                                      skip_special_tokens=True) for row in rows]
         demo_texts = [texts[i] for i in chosen]
-        candidates = list(dict.fromkeys(p for p in generated if not leaks_demo(p, demo_texts)))
+        # the leak filter sees the raw text, then strip and replace("\n", "  ") (released code's post-processing)
+        candidates = list(dict.fromkeys(p.strip().replace("\n", "  ") for p in generated
+                                        if not leaks_demo(p, demo_texts)))
         accuracies = [accuracy(model, tokenizer, p, data.holdout, template.label_words, scoring)[0]
                       for p in candidates]
         adopted = bool(accuracies) and max(accuracies) > best_acc

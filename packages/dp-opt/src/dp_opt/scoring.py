@@ -26,7 +26,16 @@ class ScoringOptions:
 
 
 def encode(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
+    """Token ids of a whole prompt with the tokenizer's own start-of-sequence convention.
+
+    The released code tokenises with the default ``add_special_tokens=True``: Llama/Vicuna tokenizers prepend
+    ``<s>`` (``add_bos_token``), GPT-2-style ones such as SmolLM2's add nothing. A trailing end-of-sequence token
+    (``add_eos_token``, off for causal LMs' prompts) is dropped: every prompt here is continued.
+    """
+    ids = tokenizer(text)["input_ids"]
+    if getattr(tokenizer, "add_eos_token", False) and ids and ids[-1] == tokenizer.eos_token_id:
+        ids = ids[:-1]
+    return ids
 
 
 def label_log_probs(model, tokenizer, prompt: str, texts: Sequence[str], label_words: Sequence[str],
