@@ -41,7 +41,8 @@ def test_main_table_smoke_run_records_results_and_ledger(tmp_path, data_dir):
     assert isinstance(prompts["dln-1"]["selected"], str)
     # the non-private statistics are only in debug/: raw votes, holdout accuracies, DLN-1's steps
     debug = json.loads((run_dir.path / "debug" / "prompts.json").read_text())
-    assert debug["dln-1"]["steps"] and len(debug["dp-opt"]["holdout_accuracies"]) == len(prompts["dp-opt"]["candidates"])
+    assert debug["dln-1"]["steps"]
+    assert len(debug["dp-opt"]["holdout_accuracies"]) == len(prompts["dp-opt"]["candidates"])
     published = (run_dir.path / "prompts.json").read_text() + (run_dir.path / "privacy_ledger_dp-opt.jsonl").read_text()
     published += (run_dir.path / "metrics.jsonl").read_text()
     assert "holdout_accuracies" not in published and "top_votes" not in published and '"steps"' not in published
@@ -96,7 +97,7 @@ def test_k_bar_as_large_as_the_vocabulary_fails_before_loading_a_model(data_dir,
 
 
 def test_selection_eps_above_the_target_names_both(tmp_path):
-    with pytest.raises(ConfigError, match="selection_eps=9.0: must be positive and at most target_eps=8.0"):
+    with pytest.raises(ConfigError, match=r"selection_eps=9\.0: must be positive and at most target_eps=8\.0"):
         DPOptConfig(selection_eps=9.0)
 
 
