@@ -385,24 +385,31 @@ QUICK = DPOptConfig(model="smollm2-135m-instruct", num_voters=24, demos_per_vote
                     # DLN-1 reduced like OPT (not yet run at this scale): 3 steps of 4 candidates, 8 demos, 20 tokens
                     dln_steps=3, dln_candidates=4, dln_demos=8, dln_max_new_tokens=20)
 PAPER = DPOptConfig(model="lmsys/vicuna-7b-v1.3")
+# many-voters: the small-model setting where DP-OPT releases tokens (J = 64 voters of m = 1 demo; with quick's
+# J = 24, m = 2 no token clears the LimitedDomain threshold on TREC, MPQA, Disaster), against 0-shot; otherwise
+# quick (N = 2 prompts of L = 6 tokens, n = 2,000: q = 0.032). One command for its table (README):
+#   repro run dp-opt:many-voters --scale quick --grid task=sst2,trec,mpqa,disaster --grid seed=0,1,2
+MANY_VOTERS_QUICK = replace(QUICK, methods=("0-shot", "dp-opt"), num_voters=64, demos_per_voter=1)
 # tour (`repro reproduce`): the paper's headline, "a DP-OPT prompt (eps = 8) beats the 0-shot instruction", and its
 # privacy budget, on MPQA with SmolLM2 — the task where quick measured a clear gain (80.0 vs 70.7 with J = 64, m = 1).
 # Only 0-shot and DP-OPT run: J = 64 voters of m = 1 demo (on MPQA with quick's J = 24 the voters do not agree: no
 # token is released), one prompt of L = 4 tokens (quick: 2 prompts of 6), so the private selection is the Gumbel
 # argmax over one candidate; a 20-sentence holdout and 150 test sentences. A DP token costs one batched forward of
-# 64 meta-prompts plus the forward-pass labels of their 64 demos, so one seed is what fits the budget (times: see
-# the README): the accuracy effects get paired bootstrap intervals over the test sentences. Left to quick: OPT,
-# ICL, DLN-1, the other tasks, N = 2 prompts of 6 tokens with private selection, J = 24.
+# 64 meta-prompts plus the forward-pass labels of their 64 demos; with each record's scoring context reused across
+# label words three seeds fit the budget (times: see the README): each claim gets a t interval over the seeds, and
+# each run a paired bootstrap interval over the test sentences. Left to quick: OPT, ICL, DLN-1, the other tasks,
+# N = 2 prompts of 6 tokens with private selection, J = 24 (and `many-voters` for the other tasks at J = 64).
 TOUR_TOKENS, TOUR_TEST = 4, 150
 TOUR = replace(QUICK, task="mpqa", methods=("0-shot", "dp-opt"), num_voters=64, demos_per_voter=1, num_prompts=1,
                max_new_tokens=TOUR_TOKENS, max_holdout=20, max_test=TOUR_TEST)
-TOUR_SEEDS = (0,)
+TOUR_SEEDS = (0, 1, 2)
 # ctx.dtype is the dtype the models are loaded in (scores and sampling are computed in float32 from their logits)
 DTYPES = ("fp32", "bf16", "fp16")
 
 
 def experiments() -> list[Experiment]:
-    """Every experiment this package registers (smoke, quick and paper configs; main-table also a tour config)."""
+    """Every experiment this package registers (smoke, quick and paper configs; main-table also a tour config):
+    ``main-table``, ``many-voters`` (J = 64, m = 1 against 0-shot) and ``transfer``."""
     from .data import datasets
     main = {"smoke": SMOKE, "quick": QUICK, "paper": PAPER, "tour": TOUR}
     transfer = {"smoke": replace(SMOKE, eval_models=("tiny-random:1",), methods=("0-shot", "dp-opt")),
@@ -411,9 +418,15 @@ def experiments() -> list[Experiment]:
                 "quick": replace(QUICK, methods=("0-shot", "dp-opt")),
                 "paper": replace(PAPER, eval_models=("lmsys/vicuna-33b-v1.3", "meta-llama/Llama-2-13b-chat-hf",
                                                      "meta-llama/Llama-2-70b-chat-hf"))}
+    many_voters = {"smoke": replace(SMOKE, methods=("0-shot", "dp-opt"), num_voters=12, demos_per_voter=1),
+                   "quick": MANY_VOTERS_QUICK,
+                   # the paper has no such setting: at paper scale this is its own J = 205, m = 5
+                   "paper": replace(PAPER, methods=("0-shot", "dp-opt"))}
     return [
         Experiment("main-table", "0-shot / ICL / OPT / DP-OPT / DLN-1 prompts for one task (paper's main table)", main,
                    run_dp_opt, check_inputs, tour_seeds=TOUR_SEEDS, dtypes=DTYPES, datasets=datasets()),
+        Experiment("many-voters", "DP-OPT with J = 64 voters of one demo against 0-shot (the small-model setting)",
+                   many_voters, run_dp_opt, check_inputs, dtypes=DTYPES, datasets=datasets()),
         Experiment("transfer", "DP-OPT and 0-shot prompts evaluated on further models (paper's transfer table)",
                    transfer, run_dp_opt, check_inputs, dtypes=DTYPES, datasets=datasets()),
     ]
