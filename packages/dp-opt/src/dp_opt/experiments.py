@@ -110,9 +110,10 @@ def check_inputs(config: DPOptConfig, ctx) -> None:
     if not data.holdout or not data.test:
         raise ConfigError("the holdout or the test set is empty", "raise holdout_ratio / max_holdout / max_test")
     template = TASKS[config.task]
-    if "dp-opt" in config.methods and config.k_bar >= len(load_tokenizer(config.model)):
-        raise ConfigError(f"k_bar={config.k_bar}: must be smaller than the vocabulary size "
-                          f"({len(load_tokenizer(config.model))}) of {config.model}", "lower k_bar (paper: 10)")
+    vocabulary = len(load_tokenizer(config.model))
+    if "dp-opt" in config.methods and config.k_bar >= vocabulary:
+        raise ConfigError(f"k_bar={config.k_bar}: must be smaller than the vocabulary size ({vocabulary}) of "
+                          f"{config.model}", "lower k_bar (paper: 10)")
     for name in (config.model, *config.eval_models):
         tokenizer = load_tokenizer(name)
         context = encode(tokenizer, fill_eval_template(template.init_instruction, "x", "").rstrip())
