@@ -117,6 +117,7 @@ def main() -> None:
             rows = timer("meta-prompts (tokenise)", meta_prompts, voters, groups, messages, split)
             vote = voters.votes if path == "ours" else released_votes
             timer("voters' forward + sample", vote, rows, generated)
+            print(f"  ({path}: one DP token done, {sum(timer.seconds.values()):.1f} s so far)", flush=True)
     lengths = [len(r) for r in ours_voters.meta_prompts(samples[0], np.random.default_rng(1))]
     print(f"{args.task}: J={args.voters} voters, m={args.demos}, {len(template.label_words)} label words, "
           f"meta-prompt tokens mean {np.mean(lengths):.0f} (max {max(lengths)}), {args.steps} DP tokens, "
