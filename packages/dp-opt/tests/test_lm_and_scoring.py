@@ -115,3 +115,20 @@ def test_reusing_each_context_across_label_words_equals_full_candidates_and_runs
         handle.remove()
     np.testing.assert_allclose(reused, full, atol=1e-4)
     assert reused_tokens < 0.6 * full_tokens  # each context once instead of three times
+
+
+def test_a_record_whose_candidates_do_not_extend_its_context_is_scored_in_full(tiny_lm, monkeypatch):
+    from dp_opt import scoring
+
+    model, tokenizer = tiny_lm
+    original = scoring.encode
+
+    def merging_encode(tokenizer, text):  # as if a BPE merge crossed the context/label boundary of "odd" records
+        ids = original(tokenizer, text)
+        return [ids[1], *ids[1:]] if "odd" in text and not text.endswith("Output:") else ids
+
+    monkeypatch.setattr(scoring, "encode", merging_encode)
+    texts, words = ["an odd film", "a fine film", "odd again"], ["no", "description"]
+    reused = label_log_probs(model, tokenizer, "Classify.", texts, words, ScoringOptions(batch_size=4))
+    full = scoring._scores_of_full_candidates(model, tokenizer, "Classify.", texts, words, ScoringOptions(4))
+    np.testing.assert_allclose(reused, full, atol=1e-4)
