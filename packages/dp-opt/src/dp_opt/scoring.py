@@ -92,10 +92,9 @@ def _scores_reusing_context(model, tokenizer, prompt: str, texts: Sequence[str],
         scores[irregular] = _scores_of_full_candidates(model, tokenizer, prompt, [texts[i] for i in irregular],
                                                        label_words, options)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    # a batch of batch_size candidates, as the full path: batch_size // words records per context forward
-    records_per_batch = max(1, options.batch_size // len(label_words))
-    for start in range(0, len(regular), records_per_batch):
-        batch = regular[start:start + records_per_batch]
+    # batch_size records per context forward (one row each; the label words continue the same rows)
+    for start in range(0, len(regular), options.batch_size):
+        batch = regular[start:start + options.batch_size]
         logits, state = forward_with_shared_prefix(model, [contexts[i] for i in batch], pad_id, keep_state=True,
                                                    use_prefix_cache=options.use_prefix_cache)
         first = torch.log_softmax(logits[:, -1].float(), dim=-1)  # predicts every label's first token
