@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import re
 
 import pytest
 from dp_opt.accounting import (
@@ -9,6 +10,7 @@ from dp_opt.accounting import (
     LimitedDomainAccountant,
     em_rdp,
     limited_domain_privacy,
+    query_epsilon,
     selection_epsilon,
 )
 
@@ -78,3 +80,91 @@ def test_spending_stops_exactly_before_the_budget_is_exceeded():
 
 def test_selection_is_pure_eps_dp():
     assert selection_epsilon(8.0) == 8.0
+
+
+SST2_N = 67349 - int(67349 * 0.01)  # the paper's SST-2 training set after the 1 % holdout
+SST2_Q = 205 * 5 / SST2_N  # J·m / n = 0.0153728...
+# conservative model: the released accountant run with EM(2·eps0 = 3.6) in place of EM(1.8), autodp 0.2.3.1,
+# compose_subsampled_LimitedDomain_to_approxDP(3.6, 5e-7, None, subsampling_rate=SST2_Q, niter=T, delta1=5e-7)
+CONSERVATIVE_REFERENCE = {19: 7.906418818540645, 20: 8.102103361172674, 30: 9.003376233349066}
+# at T = 1 and 10 autodp's sinh(alpha·3.6) overflows at orders 197-199 (nan), so it minimises over 2..196 only and
+# reports 0.480798 and 4.427988; ours keeps those orders (log space) and is slightly lower
+CONSERVATIVE_SMALL_T = {1: (0.4800492, 0.480798), 10: (4.4269528, 4.427988)}
+
+
+def test_conservative_model_charges_two_eps0_per_query():
+    assert query_epsilon(EPS0, "conservative") == 2 * EPS0 and query_epsilon(EPS0, "paper") == EPS0
+    # one query without subsampling: a 3.6-DP mechanism's eps is the paper model's at eps0 = 3.6
+    assert limited_domain_privacy(1, 1.0, EPS0, DELTA0, privacy_model="conservative")[0] == pytest.approx(
+        limited_domain_privacy(1, 1.0, 2 * EPS0, DELTA0)[0])
+    with pytest.raises(ValueError, match="privacy_model='strict'"):
+        query_epsilon(EPS0, "strict")
+
+
+@pytest.mark.parametrize("queries", sorted(CONSERVATIVE_REFERENCE))
+def test_conservative_model_matches_the_released_accountant_at_two_eps0(queries):
+    eps, delta = limited_domain_privacy(queries, SST2_Q, EPS0, DELTA0, privacy_model="conservative")
+    assert eps == pytest.approx(CONSERVATIVE_REFERENCE[queries], abs=1e-9)
+    assert delta == pytest.approx(DELTA0 + queries * SST2_Q * DELTA0, rel=1e-12)  # delta does not depend on eps0
+
+
+@pytest.mark.parametrize("queries", sorted(CONSERVATIVE_SMALL_T))
+def test_conservative_model_at_few_queries_is_autodps_value_with_its_overflowing_orders(queries):
+    ours, autodp = CONSERVATIVE_SMALL_T[queries]
+    eps = limited_domain_privacy(queries, SST2_Q, EPS0, DELTA0, privacy_model="conservative")[0]
+    assert eps == pytest.approx(ours, abs=1e-6) and 0 < autodp - eps < 2e-3
+
+
+def test_at_the_papers_sst2_setting_the_conservative_model_allows_19_queries_against_1377():
+    def limit(model):
+        return LimitedDomainAccountant(SST2_Q, EPS0, DELTA0, 8.0, 1 / SST2_N, privacy_model=model).max_queries()
+
+    assert (limit("paper"), limit("conservative")) == (1377, 19)
+    both = LimitedDomainAccountant(SST2_Q, EPS0, DELTA0, 8.0, 1 / SST2_N).privacy_by_model(19)
+    assert both["paper"][0] < 8.0 < 8.1 and both["conservative"][0] == pytest.approx(7.9064188, abs=1e-6)
+    assert both["paper"][1] == both["conservative"][1]
+
+
+# total_delta form: compose_subsampled_LimitedDomain_to_approxDP(1.8, 5e-7, 1/n, subsampling_rate=SST2_Q, niter=T)
+TOTAL_DELTA_REFERENCE = {1: 0.09869667627778553, 10: 0.7615277639404545, 100: 2.0708023976293894,
+                         1000: 6.034315163007724}
+
+
+@pytest.mark.parametrize("queries", sorted(TOTAL_DELTA_REFERENCE))
+def test_total_delta_converts_at_what_the_queries_leave_of_it(queries):
+    eps, delta = limited_domain_privacy(queries, SST2_Q, EPS0, DELTA0, total_delta=1 / SST2_N)
+    assert eps == pytest.approx(TOTAL_DELTA_REFERENCE[queries], abs=1e-9)
+    assert delta == pytest.approx(1 / SST2_N, rel=1e-12)
+    # a larger delta1 than the default delta0 buys a smaller eps
+    assert eps < limited_domain_privacy(queries, SST2_Q, EPS0, DELTA0)[0]
+
+
+def test_total_delta_below_the_queries_own_delta_is_an_error():
+    # 1000 queries at q = 1 accumulate 1000·5e-7 = 5e-4
+    with pytest.raises(ValueError, match=r"total_delta=0\.0005 is not above"):
+        limited_domain_privacy(1000, 1.0, EPS0, DELTA0, total_delta=5e-4)
+    assert limited_domain_privacy(999, 1.0, EPS0, DELTA0, total_delta=5e-4)[1] == pytest.approx(5e-4)
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    ({"q": 0.0}, "q=0.0"), ({"q": 1.5}, "q=1.5"), ({"q": math.nan}, "q=nan"), ({"q": -0.1}, "q=-0.1"),
+    ({"eps0": 0.0}, "eps0=0.0"), ({"eps0": -1.0}, "eps0=-1.0"), ({"eps0": math.nan}, "eps0=nan"),
+    ({"eps0": math.inf}, "eps0=inf"),
+    ({"delta0": 0.0}, "delta0=0.0"), ({"delta0": 1.0}, "delta0=1.0"), ({"delta0": math.nan}, "delta0=nan"),
+    ({"queries": -1}, "queries=-1"), ({"queries": 2.5}, "queries=2.5"), ({"queries": math.nan}, "queries=nan"),
+    ({"queries": True}, "queries=True"),
+    ({"total_delta": 0.0}, "total_delta=0.0"), ({"total_delta": 1.0}, "total_delta=1.0"),
+    ({"total_delta": math.nan}, "total_delta=nan"),
+    ({"privacy_model": "tight"}, "privacy_model='tight'"),
+])
+def test_bad_accountant_input_names_the_argument(arguments, message):
+    call = {"queries": 10, "q": 0.02, "eps0": EPS0, "delta0": DELTA0, **arguments}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        limited_domain_privacy(**call)
+
+
+def test_accountant_rejects_bad_parameters_when_built():
+    with pytest.raises(ValueError, match="q=0"):
+        LimitedDomainAccountant(0.0, EPS0, DELTA0, 8.0, 1e-5)
+    with pytest.raises(ValueError, match="privacy_model"):
+        LimitedDomainAccountant(0.02, EPS0, DELTA0, 8.0, 1e-5, privacy_model="loose")

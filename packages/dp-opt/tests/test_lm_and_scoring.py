@@ -95,3 +95,40 @@ def test_batch_wide_label_length_is_the_released_quirk(tiny_lm):
                             ScoringOptions(batch_size=2, batch_wide_label_length=True))
     assert own[0, 1] == pytest.approx(quirk[0, 1], abs=1e-5)  # the longest label: same count
     assert own[0, 0] != pytest.approx(quirk[0, 0], abs=1e-5)  # the shorter one averages over extra tokens
+
+
+def test_reusing_each_context_across_label_words_equals_full_candidates_and_runs_fewer_tokens(tiny_lm):
+    from dp_opt.scoring import _scores_of_full_candidates
+
+    model, tokenizer = tiny_lm
+    words = ["no", "description", "zqxjvkw"]  # 1, several and many tokens
+    texts = [f"film number {i} was {'good' if i % 2 else 'bad'}" for i in range(7)]
+    processed = []
+    handle = model.register_forward_pre_hook(lambda _, args, kwargs: processed.append(kwargs["input_ids"].numel()),
+                                             with_kwargs=True)
+    try:
+        reused = label_log_probs(model, tokenizer, "Classify.", texts, words, ScoringOptions(batch_size=6))
+        reused_tokens, processed[:] = sum(processed), []
+        full = _scores_of_full_candidates(model, tokenizer, "Classify.", texts, words, ScoringOptions(batch_size=6))
+        full_tokens = sum(processed)
+    finally:
+        handle.remove()
+    np.testing.assert_allclose(reused, full, atol=1e-4)
+    assert reused_tokens < 0.6 * full_tokens  # each context once instead of three times
+
+
+def test_a_record_whose_candidates_do_not_extend_its_context_is_scored_in_full(tiny_lm, monkeypatch):
+    from dp_opt import scoring
+
+    model, tokenizer = tiny_lm
+    original = scoring.encode
+
+    def merging_encode(tokenizer, text):  # as if a BPE merge crossed the context/label boundary of "odd" records
+        ids = original(tokenizer, text)
+        return [ids[1], *ids[1:]] if "odd" in text and not text.endswith("Output:") else ids
+
+    monkeypatch.setattr(scoring, "encode", merging_encode)
+    texts, words = ["an odd film", "a fine film", "odd again"], ["no", "description"]
+    reused = label_log_probs(model, tokenizer, "Classify.", texts, words, ScoringOptions(batch_size=4))
+    full = scoring._scores_of_full_candidates(model, tokenizer, "Classify.", texts, words, ScoringOptions(4))
+    np.testing.assert_allclose(reused, full, atol=1e-4)

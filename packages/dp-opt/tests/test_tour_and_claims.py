@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ def by_name(claims):
 
 def test_tour_is_the_registered_fourth_scale_and_differs_from_quick_where_intended():
     main = next(exp for exp in experiments() if exp.name == "main-table")
-    assert main.has_tour and main.config("tour") == TOUR and main.tour_seeds == (0,)
+    assert main.has_tour and main.config("tour") == TOUR and main.tour_seeds == (0, 1, 2)
     assert (TOUR.task, TOUR.methods) == ("mpqa", ("0-shot", "dp-opt"))
     assert (TOUR.num_voters, TOUR.demos_per_voter, TOUR.num_prompts) == (64, 1, 1)
     assert TOUR.max_new_tokens < QUICK.max_new_tokens and TOUR.max_holdout < QUICK.max_holdout
@@ -35,6 +36,15 @@ def test_tour_is_the_registered_fourth_scale_and_differs_from_quick_where_intend
         assert getattr(TOUR, name) == getattr(QUICK, name), name
     transfer = next(exp for exp in experiments() if exp.name == "transfer")
     assert not transfer.has_tour
+
+
+def test_many_voters_is_quick_with_64_voters_of_one_demo_against_zero_shot():
+    many = next(exp for exp in experiments() if exp.name == "many-voters")
+    config = many.config("quick")
+    assert (config.num_voters, config.demos_per_voter, config.methods) == (64, 1, ("0-shot", "dp-opt"))
+    assert replace(config, num_voters=QUICK.num_voters, demos_per_voter=QUICK.demos_per_voter,
+                   methods=QUICK.methods) == QUICK  # nothing else differs from quick
+    assert not many.has_tour
 
 
 def correctness(num_items, num_correct):

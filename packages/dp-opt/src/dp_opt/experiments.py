@@ -4,9 +4,10 @@
   generated and evaluated on one model (the paper evaluates on DaVinci-003 after generating on Vicuna-7b).
 - ``transfer``: the transfer table: the same prompts, also evaluated on other models (``eval_models``).
 
-Every run writes ``prompts.json`` (candidates, selection) and ``privacy_ledger.jsonl`` (every LimitedDomain query
-with eps/delta so far) to the run directory; the checkpoint after every query lets ``--resume`` continue the same
-ledger without repeating a query.
+Every run writes ``prompts.json`` (candidates, selection, eps) and ``privacy_ledger_dp-opt.jsonl`` (every
+LimitedDomain query with (eps, delta) so far under both privacy models) to the run directory, and the non-private
+statistics (raw top-token votes, holdout accuracies of every candidate) to ``debug/``; the checkpoint after every
+query lets ``--resume`` continue the same ledger without repeating a query.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 from repro_shared.errors import ConfigError
 from repro_shared.experiments import Claim, Experiment
 
+from .accounting import LD_PRIVACY_MODELS
 from .templates import TASKS
 
 METHODS = ("0-shot", "icl", "opt", "dp-opt", "dln-1")  # new methods go last (seeds use the index)
@@ -42,6 +44,9 @@ class DPOptConfig:
     target_eps: float = 8.0
     target_delta: float | None = None  # None: 1/n
     selection_eps: float | None = None  # None: target_eps (the released code)
+    # how a LimitedDomain query is charged, and so where generation stops: "paper" (eps0, the released accountant)
+    # or "conservative" (2·eps0: accounting.query_epsilon); results and ledger report both
+    ld_privacy_model: str = "paper"
     holdout_ratio: float = 0.01
     max_train: int | None = None
     max_holdout: int | None = None
@@ -76,8 +81,12 @@ class DPOptConfig:
             raise ConfigError(f"delta0={self.delta0}: must be in (0, 1)")
         if self.target_delta is not None and not 0 < self.target_delta < 1:
             raise ConfigError(f"target_delta={self.target_delta}: must be in (0, 1)")
-        if self.selection_eps is not None and self.selection_eps <= 0:
-            raise ConfigError(f"selection_eps={self.selection_eps}: must be positive")
+        if self.selection_eps is not None and not 0 < self.selection_eps <= self.target_eps:
+            raise ConfigError(f"selection_eps={self.selection_eps}: must be positive and at most "
+                              f"target_eps={self.target_eps} (the reported eps is max(generation, selection))")
+        if self.ld_privacy_model not in LD_PRIVACY_MODELS:
+            raise ConfigError(f"ld_privacy_model={self.ld_privacy_model!r}: unknown",
+                              f"use one of {', '.join(LD_PRIVACY_MODELS)}")
         if not 0 < self.holdout_ratio < 1:
             raise ConfigError(f"holdout_ratio={self.holdout_ratio}: must be in (0, 1)")
         if self.temperature <= 0 or self.dln_temperature <= 0:
@@ -86,7 +95,8 @@ class DPOptConfig:
 
 
 def check_inputs(config: DPOptConfig, ctx) -> None:
-    """Before any model is loaded: the data exists, J·m fits the training set, label words tokenise to something."""
+    """Before any model is loaded: the data exists, J·m fits the training set, k̄ is below the generating model's
+    vocabulary size (Algorithm 4 needs tokens outside the domain), label words tokenise to something."""
     from .data import load_task
     from .models import load_tokenizer
     from .scoring import encode
@@ -100,6 +110,10 @@ def check_inputs(config: DPOptConfig, ctx) -> None:
     if not data.holdout or not data.test:
         raise ConfigError("the holdout or the test set is empty", "raise holdout_ratio / max_holdout / max_test")
     template = TASKS[config.task]
+    vocabulary = len(load_tokenizer(config.model))
+    if "dp-opt" in config.methods and config.k_bar >= vocabulary:
+        raise ConfigError(f"k_bar={config.k_bar}: must be smaller than the vocabulary size ({vocabulary}) of "
+                          f"{config.model}", "lower k_bar (paper: 10)")
     for name in (config.model, *config.eval_models):
         tokenizer = load_tokenizer(name)
         context = encode(tokenizer, fill_eval_template(template.init_instruction, "x", "").rstrip())
@@ -130,16 +144,17 @@ def run_dp_opt(config: DPOptConfig, ctx) -> dict:
                                 config.temperature, config.k_bar, sequential_partition=config.sequential_partition,
                                 use_prefix_cache=config.use_prefix_cache,
                                 strip_trailing_space=config.strip_trailing_space)
-    privacy = PrivacySettings(config.eps0, config.delta0, config.target_eps, config.target_delta)
+    privacy = PrivacySettings(config.eps0, config.delta0, config.target_eps, config.target_delta,
+                              config.ld_privacy_model)
     model, tokenizer = load_lm(config.model, ctx.device, ctx.dtype)
     state = ctx.load_checkpoint() or {"prompts": {}, "generators": {}, "test": {}, "elapsed": 0.0}
     state.setdefault("test_correct", {})  # per test item, for paired item bootstraps (absent in older checkpoints)
     q = config.num_voters * config.demos_per_voter / len(data.train)
     planned = LimitedDomainAccountant(q, config.eps0, config.delta0, config.target_eps,
-                                      privacy.target_delta or 1 / len(data.train))
-    ctx.log.info("task %s: n=%d train, %d holdout, %d test; q=%.4f; at most %d LD queries fit eps=%g",
-                 config.task, len(data.train), len(data.holdout), len(data.test), q, planned.max_queries(),
-                 config.target_eps)
+                                      privacy.target_delta or 1 / len(data.train), config.ld_privacy_model)
+    ctx.log.info("task %s: n=%d train, %d holdout, %d test; q=%.4f; at most %d LD queries fit eps=%g "
+                 "(%s privacy model)", config.task, len(data.train), len(data.holdout), len(data.test), q,
+                 planned.max_queries(), config.target_eps, config.ld_privacy_model)
 
     def save() -> None:
         ctx.save_checkpoint({**state, "elapsed": state["elapsed"] + time.time() - started})
@@ -202,20 +217,29 @@ def _generate_and_select(method, config, ctx, data, template, settings, privacy,
         if len(generator.prompts) > before:
             ctx.log.info("%s prompt %d/%d (%s): %r", method, len(generator.prompts), config.num_prompts,
                          generator.stop_reasons[-1], generator.prompts[-1])
-    if ledger_path is not None:  # rewritten whole from the checkpointed ledger: a resumed run continues it
+    if ledger_path is not None and ctx.is_main_process:
+        # rewritten whole from the checkpointed ledger: a resumed run continues it; raw votes go to debug/
         ledger_path.write_text("".join(json.dumps(entry) + "\n" for entry in generator.ledger))
+        ctx.artifact(f"debug/votes_{method}.jsonl").write_text(
+            "".join(json.dumps(entry) + "\n" for entry in generator.debug_ledger))
     candidates = generator.candidate_prompts() or [template.init_instruction]
     selection_rng = np.random.default_rng([ctx.seed, METHODS.index(method), 1])
     selection_eps = None if privacy is None else (config.selection_eps or config.target_eps)
     selection = select_prompt(model, tokenizer, candidates, data.holdout, template.label_words, selection_eps,
                               selection_rng, scoring)
     gen_eps, gen_delta = generator.privacy_spent()
-    return {"candidates": candidates, "stop_reasons": generator.stop_reasons,
-            "holdout_accuracies": selection.holdout_accuracies, "selected_index": selection.index,
-            "selected": candidates[selection.index], "queries": len(generator.ledger),
-            "generation_eps": gen_eps, "generation_delta": gen_delta,
-            # generation and selection touch disjoint records (train vs holdout): parallel composition -> max
-            "total_eps": max(gen_eps, selection.selection_eps) if privacy is not None else float("inf")}
+    entry = {"candidates": candidates, "stop_reasons": generator.stop_reasons,
+             "holdout_accuracies": selection.holdout_accuracies, "selected_index": selection.index,
+             "selected": candidates[selection.index], "queries": len(generator.ledger),
+             "generation_eps": gen_eps, "generation_delta": gen_delta,
+             # generation and selection touch disjoint records (train vs holdout): parallel composition -> max
+             "total_eps": max(gen_eps, selection.selection_eps) if privacy is not None else float("inf")}
+    if privacy is not None:
+        entry.update(privacy_model=privacy.privacy_model, selection_eps=selection.selection_eps,
+                     privacy_by_model={model: {"generation_eps": eps, "generation_delta": delta,
+                                               "total_eps": max(eps, selection.selection_eps)}
+                                       for model, (eps, delta) in generator.privacy_spent_by_model().items()})
+    return entry
 
 
 def _run_dln1(config, ctx, data, template, scoring, model, tokenizer) -> dict:
@@ -298,10 +322,30 @@ def privacy_claims(target_eps: float, dp_entry: dict) -> list[Claim]:
                   effect=margin, interval=(margin, margin))]
 
 
+# computed from the holdout's or the training records' labels without noise: NOT private, kept in debug/ only
+NON_PRIVATE_PROMPT_FIELDS = ("holdout_accuracies", "holdout_accuracy", "steps")
+
+
+def split_non_private(prompts: dict) -> tuple[dict, dict]:
+    """(publishable, debug) views of the prompts record: the non-private statistics move to the debug view.
+
+    What stays is what each method releases (its prompts; for DP-OPT the DP outputs and their eps). ICL, OPT and
+    DLN-1 prompts are non-private by construction (``private`` says so per method).
+    """
+    public, debug = {}, {}
+    for method, entry in prompts.items():
+        public[method] = {key: value for key, value in entry.items() if key not in NON_PRIVATE_PROMPT_FIELDS}
+        public[method]["private"] = method == "dp-opt"
+        debug[method] = {key: value for key, value in entry.items() if key in NON_PRIVATE_PROMPT_FIELDS}
+    return public, debug
+
+
 def _results(config: DPOptConfig, state: dict, started: float, data, max_queries: int, ctx) -> dict:
     prompts = state["prompts"]
     if ctx.is_main_process:
-        ctx.artifact("prompts.json").write_text(json.dumps(prompts, indent=2, default=str))
+        public, debug = split_non_private(prompts)
+        ctx.artifact("prompts.json").write_text(json.dumps(public, indent=2, default=str))
+        ctx.artifact("debug/prompts.json").write_text(json.dumps(debug, indent=2, default=str))
     rows, metrics = [], {}
     for key, acc in state["test"].items():
         model_name, method = key.split("|")
@@ -311,6 +355,10 @@ def _results(config: DPOptConfig, state: dict, started: float, data, max_queries
                      "queries": entry.get("queries", 0), "prompt": entry["selected"][:120]})
         metrics[f"acc/{method}" if model_name == config.model else f"acc/{model_name}/{method}"] = acc
     dp = prompts.get("dp-opt", {})
+    by_model = dp.get("privacy_by_model", {})
+    for model, spent in by_model.items():
+        metrics.update({f"eps_spent_{model}": spent["total_eps"], f"generation_eps_{model}": spent["generation_eps"],
+                        f"generation_delta_{model}": spent["generation_delta"]})
     metrics.update({"eps_spent": dp.get("total_eps"), "generation_eps": dp.get("generation_eps"),
                     "generation_delta": dp.get("generation_delta"), "dp_queries": dp.get("queries"),
                     "max_queries_at_target": max_queries, "n_train": len(data.train),
@@ -321,7 +369,9 @@ def _results(config: DPOptConfig, state: dict, started: float, data, max_queries
                if f"{config.model}|{method}" in state.get("test_correct", {})}
     claims = [*accuracy_claims(config.task, config.target_eps, own, correct, ctx.seed),
               *privacy_claims(config.target_eps, dp)]
-    return {"metrics": metrics, "claims": claims, "tables": {"accuracy": rows}}
+    privacy = {"headline_model": config.ld_privacy_model, "by_model": by_model,
+               "note": "eps_spent, generation_eps/delta and the budget stop use headline_model"} if dp else {}
+    return {"metrics": metrics, "claims": claims, "tables": {"accuracy": rows}, "privacy": privacy}
 
 
 SMOKE = DPOptConfig(model="tiny-random", num_voters=6, demos_per_voter=2, num_prompts=2, max_new_tokens=3,
@@ -336,24 +386,31 @@ QUICK = DPOptConfig(model="smollm2-135m-instruct", num_voters=24, demos_per_vote
                     # DLN-1 reduced like OPT (not yet run at this scale): 3 steps of 4 candidates, 8 demos, 20 tokens
                     dln_steps=3, dln_candidates=4, dln_demos=8, dln_max_new_tokens=20)
 PAPER = DPOptConfig(model="lmsys/vicuna-7b-v1.3")
+# many-voters: the small-model setting where DP-OPT releases tokens (J = 64 voters of m = 1 demo; with quick's
+# J = 24, m = 2 no token clears the LimitedDomain threshold on TREC, MPQA, Disaster), against 0-shot; otherwise
+# quick (N = 2 prompts of L = 6 tokens, n = 2,000: q = 0.032). One command for its table (README):
+#   repro run dp-opt:many-voters --scale quick --grid task=sst2,trec,mpqa,disaster --grid seed=0,1,2
+MANY_VOTERS_QUICK = replace(QUICK, methods=("0-shot", "dp-opt"), num_voters=64, demos_per_voter=1)
 # tour (`repro reproduce`): the paper's headline, "a DP-OPT prompt (eps = 8) beats the 0-shot instruction", and its
 # privacy budget, on MPQA with SmolLM2 — the task where quick measured a clear gain (80.0 vs 70.7 with J = 64, m = 1).
 # Only 0-shot and DP-OPT run: J = 64 voters of m = 1 demo (on MPQA with quick's J = 24 the voters do not agree: no
 # token is released), one prompt of L = 4 tokens (quick: 2 prompts of 6), so the private selection is the Gumbel
 # argmax over one candidate; a 20-sentence holdout and 150 test sentences. A DP token costs one batched forward of
-# 64 meta-prompts plus the forward-pass labels of their 64 demos, so one seed is what fits the budget (times: see
-# the README): the accuracy effects get paired bootstrap intervals over the test sentences. Left to quick: OPT,
-# ICL, DLN-1, the other tasks, N = 2 prompts of 6 tokens with private selection, J = 24.
+# 64 meta-prompts plus the forward-pass labels of their 64 demos; with each record's scoring context reused across
+# label words three seeds fit the budget (times: see the README): each claim gets a t interval over the seeds, and
+# each run a paired bootstrap interval over the test sentences. Left to quick: OPT, ICL, DLN-1, the other tasks,
+# N = 2 prompts of 6 tokens with private selection, J = 24 (and `many-voters` for the other tasks at J = 64).
 TOUR_TOKENS, TOUR_TEST = 4, 150
 TOUR = replace(QUICK, task="mpqa", methods=("0-shot", "dp-opt"), num_voters=64, demos_per_voter=1, num_prompts=1,
                max_new_tokens=TOUR_TOKENS, max_holdout=20, max_test=TOUR_TEST)
-TOUR_SEEDS = (0,)
+TOUR_SEEDS = (0, 1, 2)
 # ctx.dtype is the dtype the models are loaded in (scores and sampling are computed in float32 from their logits)
 DTYPES = ("fp32", "bf16", "fp16")
 
 
 def experiments() -> list[Experiment]:
-    """Every experiment this package registers (smoke, quick and paper configs; main-table also a tour config)."""
+    """Every experiment this package registers (smoke, quick and paper configs; main-table also a tour config):
+    ``main-table``, ``many-voters`` (J = 64, m = 1 against 0-shot) and ``transfer``."""
     from .data import datasets
     main = {"smoke": SMOKE, "quick": QUICK, "paper": PAPER, "tour": TOUR}
     transfer = {"smoke": replace(SMOKE, eval_models=("tiny-random:1",), methods=("0-shot", "dp-opt")),
@@ -362,9 +419,15 @@ def experiments() -> list[Experiment]:
                 "quick": replace(QUICK, methods=("0-shot", "dp-opt")),
                 "paper": replace(PAPER, eval_models=("lmsys/vicuna-33b-v1.3", "meta-llama/Llama-2-13b-chat-hf",
                                                      "meta-llama/Llama-2-70b-chat-hf"))}
+    many_voters = {"smoke": replace(SMOKE, methods=("0-shot", "dp-opt"), num_voters=12, demos_per_voter=1),
+                   "quick": MANY_VOTERS_QUICK,
+                   # the paper has no such setting: at paper scale this is its own J = 205, m = 5
+                   "paper": replace(PAPER, methods=("0-shot", "dp-opt"))}
     return [
         Experiment("main-table", "0-shot / ICL / OPT / DP-OPT / DLN-1 prompts for one task (paper's main table)", main,
                    run_dp_opt, check_inputs, tour_seeds=TOUR_SEEDS, dtypes=DTYPES, datasets=datasets()),
+        Experiment("many-voters", "DP-OPT with J = 64 voters of one demo against 0-shot (the small-model setting)",
+                   many_voters, run_dp_opt, check_inputs, dtypes=DTYPES, datasets=datasets()),
         Experiment("transfer", "DP-OPT and 0-shot prompts evaluated on further models (paper's transfer table)",
                    transfer, run_dp_opt, check_inputs, dtypes=DTYPES, datasets=datasets()),
     ]

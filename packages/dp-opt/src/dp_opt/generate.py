@@ -25,6 +25,9 @@ from .templates import BACKWARD_MESSAGES, Demo, backward_meta_prompt
 # record indices -> their forward-pass predictions ŷ (class ids); computed lazily by the pipeline
 ForwardLabels = Callable[[np.ndarray], np.ndarray]
 
+# fields of a ledger entry computed from the raw votes: not differentially private, kept out of published artefacts
+NON_PRIVATE_FIELDS = ("top_votes",)
+
 # voters' meta-prompts are bucketed by length so that padding is at most this share of a bucket's tokens
 VOTER_BATCH_PADDING = 0.1
 
@@ -113,6 +116,9 @@ def dp_ens_gen_step(voters: EnsembleVoters, state: GenerationState, accountant: 
                     rng: np.random.Generator, eos_ids: set[int]) -> dict | None:
     """One iteration of Algorithm 2's loop (DP-EnsGen): a ledger entry for the query made, or None when stopped.
 
+    The entry holds (eps, delta) so far under the accountant's model (``eps``, ``delta``) and under every model
+    (``eps_paper``, ``eps_conservative``, ...), and the raw ``top_votes`` (NOT private; see ``NON_PRIVATE_FIELDS``).
+
     Stops (``state.stop_reason``) at L tokens, at EOS, after ⊥ twice in a row at one position or more than the
     allowed retries, or before a query that would exceed the privacy budget (that query is never made).
     """
@@ -128,8 +134,11 @@ def dp_ens_gen_step(voters: EnsembleVoters, state: GenerationState, accountant: 
     histogram = Counter(voters.votes(voters.meta_prompts(groups, rng), state.tokens))
     token = limited_domain_top1(histogram, ld_params, rng)
     eps, delta = accountant.spend()
-    entry = {"query": accountant.queries, "position": len(state.tokens), "top_votes": histogram.most_common(1)[0][1],
-             "token": token, "eps": eps, "delta": delta}
+    by_model = {f"{name}_{model}": value for model, (eps_m, delta_m) in accountant.privacy_by_model().items()
+                for name, value in (("eps", eps_m), ("delta", delta_m))}
+    # top_votes is the raw (non-private) vote count: the caller keeps it out of the published ledger
+    entry = {"query": accountant.queries, "position": len(state.tokens), "token": token, "eps": eps, "delta": delta,
+             **by_model, "top_votes": histogram.most_common(1)[0][1]}
     if token is BOTTOM:
         state.retries += 1
         if state.previous_failed or state.retries > settings.max_retries_per_prompt:

@@ -135,3 +135,23 @@ def append_token(model, state: BatchState, token_id: int) -> torch.Tensor:
     state.cache = _output_cache(output)
     state.next_positions = state.next_positions + 1
     return output.logits[:, -1]
+
+
+@torch.no_grad()
+def continue_rows(model, state: BatchState, continuations: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
+    """Logits (B, width, V) of each row's own continuation tokens run after a copy of ``state`` (left unchanged).
+
+    Continuations of different lengths are right-padded: a padded position comes after every real one, so under
+    the causal mask it changes no logit that is read (positions ``0 .. len(continuation) - 1`` of each row).
+    """
+    batch, width = state.attention_mask.shape[0], max(len(tokens) for tokens in continuations)
+    device = state.attention_mask.device
+    input_ids = torch.full((batch, width), pad_id, dtype=torch.long, device=device)
+    for index, tokens in enumerate(continuations):
+        input_ids[index, :len(tokens)] = torch.tensor(list(tokens), dtype=torch.long, device=device)
+    attention_mask = torch.cat([state.attention_mask, torch.ones((batch, width), dtype=torch.long, device=device)],
+                               dim=1)
+    position_ids = state.next_positions[:, None] + torch.arange(width, device=device)[None, :]
+    output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=True,
+                   **{cache_keyword(model): copy.deepcopy(state.cache)})
+    return output.logits

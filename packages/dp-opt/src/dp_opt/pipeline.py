@@ -17,21 +17,39 @@ import torch
 
 from .accounting import LimitedDomainAccountant, selection_epsilon
 from .data import Example, TaskData
-from .generate import EnsembleSettings, EnsembleVoters, GenerationState, dp_ens_gen_step, leaks_demo, opt_ens_gen
+from .generate import (
+    NON_PRIVATE_FIELDS,
+    EnsembleSettings,
+    EnsembleVoters,
+    GenerationState,
+    dp_ens_gen_step,
+    leaks_demo,
+    opt_ens_gen,
+)
 from .lm import append_token, forward_with_shared_prefix
 from .mechanisms import LimitedDomainParams, gumbel_argmax
 from .scoring import ScoringOptions, accuracy, predict
 from .templates import TaskTemplate, icl_instruction
 
 
+def released_prompt_text(tokenizer, tokens: Sequence[int]) -> str:
+    """A generated prompt as the released code keeps it: decoded, stripped, newlines replaced by two spaces."""
+    return tokenizer.decode(tokens, skip_special_tokens=True).strip().replace("\n", "  ")
+
+
 @dataclass(frozen=True)
 class PrivacySettings:
-    """Per-token (eps0, delta0) and the total target (eps, delta); target_delta None means 1/n (the paper)."""
+    """Per-token (eps0, delta0) and the total target (eps, delta); target_delta None means 1/n (the paper).
+
+    ``privacy_model`` is how the accountant charges a LimitedDomain query and so where the budget stops
+    (``accounting.query_epsilon``: "paper" eps0, "conservative" 2·eps0); the ledger reports both models.
+    """
 
     eps0: float = 1.8
     delta0: float = 5e-7
     target_eps: float = 8.0
     target_delta: float | None = None
+    privacy_model: str = "paper"
 
 
 class ForwardPass:
@@ -74,14 +92,16 @@ class PromptGenerator:
         self.eos_ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
         self.prompts: list[str] = []
         self.stop_reasons: list[str] = []
-        self.ledger: list[dict] = []
+        self.ledger: list[dict] = []  # publishable: what was released and its (eps, delta)
+        self.debug_ledger: list[dict] = []  # per query, the raw vote counts (NOT private)
         self.current = GenerationState()
         self.budget_exhausted = False
         self.accountant = None
         if privacy is not None:
             self.accountant = LimitedDomainAccountant(
                 q=settings.num_voters * settings.demos_per_voter / self.num_records, eps0=privacy.eps0,
-                delta0=privacy.delta0, target_eps=privacy.target_eps, target_delta=self.target_delta)
+                delta0=privacy.delta0, target_eps=privacy.target_eps, target_delta=self.target_delta,
+                privacy_model=privacy.privacy_model)
             self.ld_params = LimitedDomainParams(privacy.eps0, privacy.delta0, len(tokenizer), settings.k_bar)
 
     @property
@@ -93,13 +113,14 @@ class PromptGenerator:
         return len(self.prompts) >= self.num_prompts or self.budget_exhausted
 
     def step(self) -> list[dict]:
-        """Advance by one query (DP) or one prompt (OPT); returns the new ledger entries."""
+        """Advance by one query (DP) or one prompt (OPT); returns the new (publishable) ledger entries."""
         if self.privacy is None:
             return self._opt_prompt()
         entry = dp_ens_gen_step(self.voters, self.current, self.accountant, self.settings, self.ld_params,
                                 self.num_records, self.rng, self.eos_ids)
         entries = []
         if entry is not None:
+            self.debug_ledger.append({"query": entry["query"], **{k: entry.pop(k) for k in NON_PRIVATE_FIELDS}})
             entry = {"prompt": len(self.prompts), **entry}
             self.ledger.append(entry)
             entries.append(entry)
@@ -112,13 +133,13 @@ class PromptGenerator:
 
     def _opt_prompt(self) -> list[dict]:
         tokens, demos = opt_ens_gen(self.voters, self.settings, self.num_records, self.rng, self.eos_ids)
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)  # the leak filter sees the raw text
         leaked = leaks_demo(text, [self.voters.texts[i] for i in demos])
         self._finish(tokens, "leak" if leaked else "done")
         return []
 
     def _finish(self, tokens: list[int], reason: str) -> None:
-        self.prompts.append(self.tokenizer.decode(tokens, skip_special_tokens=True).strip())
+        self.prompts.append(released_prompt_text(self.tokenizer, tokens))
         self.stop_reasons.append(reason)
 
     def candidate_prompts(self) -> list[str]:
@@ -129,10 +150,16 @@ class PromptGenerator:
         return list(dict.fromkeys(kept))
 
     def privacy_spent(self) -> tuple[float, float]:
+        """(eps, delta) of the generation so far under the accountant's model (OPT: (inf, 1))."""
         return self.accountant.privacy() if self.accountant is not None else (float("inf"), 1.0)
+
+    def privacy_spent_by_model(self) -> dict[str, tuple[float, float]]:
+        """(eps, delta) of the generation so far under every privacy model (DP only)."""
+        return self.accountant.privacy_by_model() if self.accountant is not None else {}
 
     def state_dict(self) -> dict:
         return {"prompts": self.prompts, "stop_reasons": self.stop_reasons, "ledger": self.ledger,
+                "debug_ledger": self.debug_ledger,
                 "current": vars(self.current).copy(), "budget_exhausted": self.budget_exhausted,
                 "queries": self.accountant.queries if self.accountant is not None else 0,
                 "rng": self.rng.bit_generator.state, "torch_rng": self.torch_generator.get_state(),
@@ -141,6 +168,7 @@ class PromptGenerator:
     def load_state_dict(self, state: dict) -> None:
         self.prompts, self.stop_reasons = list(state["prompts"]), list(state["stop_reasons"])
         self.ledger = list(state["ledger"])
+        self.debug_ledger = list(state.get("debug_ledger", []))  # absent in checkpoints of older versions
         self.current = GenerationState(**state["current"])
         self.budget_exhausted = state["budget_exhausted"]
         if self.accountant is not None:
@@ -175,15 +203,19 @@ def icl_demos(train: Sequence[Example], label_words: Sequence[str], num_demos: i
     """Balanced ICL demos (eval_opt.py --balance_demos): num_demos // classes per class, else one per random class.
 
     So "5-shot" gives 4 demos on binary tasks (2 + 2) and 5 demos from 5 random classes on TREC, as in the code.
+    Order as the released ``sample_demos``: classes in order of first appearance in the training set (its
+    ``defaultdict`` of indices by label), each class's demos together; with fewer demos than classes, the randomly
+    chosen classes in the order drawn. No shuffle.
     """
-    by_class = {c: [i for i, e in enumerate(train) if e.label == c] for c in range(len(label_words))}
-    per_class = num_demos // len(label_words)
+    by_class: dict[int, list[int]] = {}
+    for index, example in enumerate(train):
+        by_class.setdefault(example.label, []).append(index)
+    per_class = num_demos // len(by_class)
     if per_class >= 1:
-        chosen = [i for c in by_class for i in rng.choice(by_class[c], per_class, replace=False)]
+        chosen = [int(i) for c in by_class for i in rng.choice(by_class[c], per_class, replace=False)]
     else:
-        classes = rng.choice(len(label_words), num_demos, replace=False)
+        classes = rng.choice(list(by_class), num_demos, replace=False)
         chosen = [int(rng.choice(by_class[int(c)])) for c in classes]
-    chosen = [chosen[i] for i in rng.permutation(len(chosen))]
     return [(train[i].text, label_words[train[i].label]) for i in chosen]
 
 
@@ -270,9 +302,11 @@ def dln1(model, tokenizer, data: TaskData, template: TaskTemplate, settings: DLN
         rows = voters.meta_prompts(groups, rng)
         generated = [tokenizer.decode(_sample_continuation(model, row, settings.max_new_tokens,
                                                            settings.temperature, torch_generator, eos_ids, pad_id),
-                                      skip_special_tokens=True).strip() for row in rows]
+                                      skip_special_tokens=True) for row in rows]
         demo_texts = [texts[i] for i in chosen]
-        candidates = list(dict.fromkeys(p for p in generated if not leaks_demo(p, demo_texts)))
+        # the leak filter sees the raw text, then strip and replace("\n", "  ") (released code's post-processing)
+        candidates = list(dict.fromkeys(p.strip().replace("\n", "  ") for p in generated
+                                        if not leaks_demo(p, demo_texts)))
         accuracies = [accuracy(model, tokenizer, p, data.holdout, template.label_words, scoring)[0]
                       for p in candidates]
         adopted = bool(accuracies) and max(accuracies) > best_acc
