@@ -35,9 +35,11 @@ def test_repeat_copy_targets_repeat_the_sequence_and_end_with_a_flag():
     assert batch.inputs[3, 0, 3] == normalised_repeats(3, 3, 4)
 
 
-def test_normalised_repeats_is_standardised_over_the_range():
-    values = torch.tensor([normalised_repeats(r, 1, 10) for r in range(1, 10)])
-    assert abs(values.mean()) < 1e-6 and abs(values.std(unbiased=False) - 1) < 1e-6
+def test_normalised_repeats_uses_the_released_code_constants():
+    """repeatcopy.py: mean (max − min)/2 = 4.5, variance ((max − min + 1)² − 1)/12 = 8.25 for repeats 1..10."""
+    for repeats in range(1, 10):
+        assert normalised_repeats(repeats, 1, 10) == pytest.approx((repeats - 4.5) / 8.25 ** 0.5, abs=1e-12)
+    assert normalised_repeats(1, 1, 10) == pytest.approx(-1.2185, abs=1e-4)
 
 
 def test_associative_recall_target_is_the_item_after_the_query():

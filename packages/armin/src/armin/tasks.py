@@ -97,9 +97,13 @@ def copy_batch(config: TaskConfig, batch: int, generator: torch.Generator) -> Al
 
 
 def normalised_repeats(repeats: int, low: int, high: int) -> float:
-    """The repeat count as fed to the model: standardised over the uniform range [low, high)."""
-    mean = (low + high - 1) / 2
-    std = (((high - low) ** 2 - 1) / 12) ** 0.5 or 1.0
+    """The repeat count as fed to the model, with the released code's constants (``repeatcopy.py``'s ``normalise``):
+    (r − (high − low)/2) / √(((high − low + 1)² − 1)/12), e.g. (r − 4.5)/2.87 for low 1, high 10 (exclusive).
+
+    These are not the mean and std of the repeats actually drawn (uniform on [low, high): 5 and 2.58 there).
+    """
+    mean = (high - low) / 2
+    std = (((high - low + 1) ** 2 - 1) / 12) ** 0.5
     return (repeats - mean) / std
 
 
