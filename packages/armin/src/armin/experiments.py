@@ -37,11 +37,12 @@ class Sizes:
     read: str = "gumbel"  # ARMIN read: hard ST Gumbel-softmax (paper) or softmax (released algorithmic code)
     key_size: int = 5  # TARDIS keys (5 algorithmic, 25 pMNIST)
     write_input: bool = False
+    tardis: str = "paper"  # TARDIS/AwTA addressing: paper (unnormalised scores) or code (the released code's)
 
     def model(self, kind: str) -> ModelConfig:
         """The ModelConfig of one model kind at these sizes (validated there)."""
         shared = {"variant": self.variant, "read": self.read, "key_size": self.key_size,
-                  "write_input": self.write_input}
+                  "write_input": self.write_input, "tardis": self.tardis}
         if kind in ("lstm", "torch-lstm"):
             return ModelConfig(kind=kind, hidden=self.lstm_hidden, **shared)
         if kind == "ntm":
