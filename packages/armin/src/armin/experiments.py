@@ -113,11 +113,11 @@ class PixelConfig:
 
 
 def run_pixel(config: PixelConfig, ctx) -> dict:
+    import torch
+
     from .reporting import pixel_results
     from .tasks import pixel_sequences
     from .training import PixelRunner, train_models
-
-    import torch
 
     splits = pixel_sequences(config.dataset, config.permuted)
     dtype = getattr(torch, config.dtype)

@@ -345,8 +345,9 @@ def _train_one(name: str, model: nn.Module, optimizer: torch.optim.Optimizer, ru
                       **{key: float(value) / window for key, value in sums.items()}}
             best = progress.get("best")
             if config.select == "best":  # validation time is not training time: measured outside `seconds`
-                record["validation_score"] = held_out(lambda m: runner.validation_score(m, config.tau(step)),
-                                                      model, ctx.device)
+                tau = config.tau(step)
+                record["validation_score"] = held_out(lambda m, tau=tau: runner.validation_score(m, tau), model,
+                                                      ctx.device)
                 if best is None or record["validation_score"] < best["score"]:
                     best = {"score": record["validation_score"], "iteration": step + 1,
                             "state": {key: value.detach().clone() for key, value in model.state_dict().items()}}
