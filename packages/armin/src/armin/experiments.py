@@ -246,8 +246,8 @@ def experiments() -> list[Experiment]:
     """Every experiment this package registers (each with smoke, quick and paper configs; charlm and efficiency
     also with the ``tour`` config that ``repro reproduce`` runs at seeds 0, 1, 2).
 
-    No experiment declares ``dtypes``: models and data are built in float32 and ``ctx.dtype`` is never read, so an
-    explicit ``--dtype`` would be recorded without being honoured.
+    No experiment declares ``dtypes``: ``ctx.dtype`` is never read (models and data are float32, or float64 on the
+    pixel tasks with ``--set dtype=float64``), so an explicit ``--dtype`` is refused rather than recorded unhonoured.
     """
     quick_models = ("armin", "lstm", "ntm", "tardis", "awta")
     copy = _algorithmic_scales(TaskConfig("copy"), TaskConfig("copy", max_length=21), 1500, quick_models)
