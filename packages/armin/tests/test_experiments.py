@@ -168,3 +168,12 @@ def test_interrupted_language_model_resumes_with_its_carried_state(tmp_path, mon
     whole, resumed = _results(tmp_path, "charlm", "whole"), _results(tmp_path, "charlm", "cut")
     assert _untimed(whole["metrics"]) == _untimed(resumed["metrics"])
     assert whole["histories"] == resumed["histories"]
+
+
+def test_pixel_paper_scale_matches_the_released_pixel_code():
+    """MNIST, float64, NTM 100 with 28 × 28 memory like ARMIN(100, 28 × 28); an epoch is 54k / 128 iterations."""
+    pixel = next(experiment for experiment in experiments() if experiment.name == "pixel-seq").configs["paper"]
+    assert (pixel.dataset, pixel.dtype) == ("mnist", "float64")
+    ntm, armin = pixel.sizes.model("ntm"), pixel.sizes.model("armin")
+    assert (ntm.hidden, ntm.width, ntm.slots) == (100, 28, 28) == (armin.hidden, armin.width, armin.slots)
+    assert pixel.train.tau_every == 54_000 // 128 and pixel.train.iterations == 150 * pixel.train.tau_every
