@@ -172,27 +172,25 @@ class PixelRunner:
         return loss, {"loss": loss.detach(), "accuracy": accuracy}, None
 
     @torch.no_grad()
+    def _split_scores(self, model: nn.Module, split: str, tau: float) -> tuple[float, float]:
+        """Mean NLL and accuracy over one split, in chunks of 500 sequences."""
+        pixels, labels = getattr(self.splits, split)
+        losses, correct = 0.0, 0.0
+        for start in range(0, len(labels), 500):
+            loss, accuracy = self._loss(model, pixels[start:start + 500], labels[start:start + 500], tau)
+            count = len(labels[start:start + 500])
+            losses, correct = losses + float(loss) * count, correct + float(accuracy) * count
+        return losses / len(labels), correct / len(labels)
+
     def evaluate(self, model, tau):
         results = {}
         for split in ("validation", "test"):
-            pixels, labels = getattr(self.splits, split)
-            losses, correct = 0.0, 0.0
-            for start in range(0, len(labels), 500):
-                loss, accuracy = self._loss(model, pixels[start:start + 500], labels[start:start + 500], tau)
-                count = len(labels[start:start + 500])
-                losses, correct = losses + float(loss) * count, correct + float(accuracy) * count
-            results[f"{split}_nll"], results[f"{split}_accuracy"] = losses / len(labels), correct / len(labels)
+            results[f"{split}_nll"], results[f"{split}_accuracy"] = self._split_scores(model, split, tau)
         return results
 
-    @torch.no_grad()
     def validation_score(self, model, tau):
         """Validation NLL (the released pMNIST code keeps the checkpoint with the lowest validation loss)."""
-        pixels, labels = self.splits.validation
-        total = 0.0
-        for start in range(0, len(labels), 500):
-            loss, _ = self._loss(model, pixels[start:start + 500], labels[start:start + 500], tau)
-            total += float(loss) * len(labels[start:start + 500])
-        return total / len(labels)
+        return self._split_scores(model, "validation", tau)[0]
 
 
 class CharRunner:
