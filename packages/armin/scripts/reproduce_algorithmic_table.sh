@@ -3,4 +3,4 @@
 # sequence and time per iteration for ARMIN, LSTM, NTM, TARDIS and AwTA. SCALE=quick|paper, OUT=runs dir.
 source "$(dirname "$0")/_run.sh"
 for task in copy repeat recall sort; do run_preset "$task" "$@"; done
-uv run repro report "$OUT/armin"
+uv run repro report "$OUT"

@@ -4,4 +4,4 @@
 source "$(dirname "$0")/_run.sh"
 run_preset charlm "$@"
 run_preset charlm-short-bptt "$@"
-uv run repro report "$OUT/armin"
+uv run repro report "$OUT"

@@ -3,4 +3,4 @@
 # activation memory vs sequence length, ARMIN vs LSTM vs NTM vs TARDIS vs AwTA at the paper's sizes.
 source "$(dirname "$0")/_run.sh"
 run_preset efficiency "$@"
-uv run repro report "$OUT/armin"
+uv run repro report "$OUT"

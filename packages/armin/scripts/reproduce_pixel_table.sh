@@ -4,4 +4,4 @@
 source "$(dirname "$0")/_run.sh"
 run_preset pixel-seq "$@"
 run_preset pixel-perm "$@"
-uv run repro report "$OUT/armin"
+uv run repro report "$OUT"

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 from armin import training
 from armin.experiments import experiments
 from repro_shared.cli import main
@@ -78,6 +79,68 @@ def test_bad_configs_fail_before_running(tmp_path, setting, capsys):
     assert not (tmp_path / "armin").exists()
 
 
+@pytest.mark.parametrize("field, value", [("learning_rate", float("nan")), ("learning_rate", -1e-3),
+                                          ("tau_increment", -1.0), ("tau_max", -5.0), ("tau_max", float("inf")),
+                                          ("clip_value", -10.0), ("clip_norm", -1.0), ("select", "last")])
+def test_bad_training_settings_are_rejected_naming_the_field(field, value):
+    from repro_shared.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=field):
+        training.TrainConfig(**{field: value})
+
+
+def test_nan_learning_rate_fails_before_running_with_one_line(tmp_path, capsys):
+    assert _run(tmp_path, "copy", "--set", "train.learning_rate=nan") == 2
+    error = capsys.readouterr().err.strip()
+    assert "learning_rate" in error and len(error.splitlines()) <= 2
+    assert not (tmp_path / "armin").exists()
+
+
+def test_dtype_flag_is_refused_and_float64_pixel_runs_honour_the_config(tmp_path, capsys):
+    assert _run(tmp_path, "pixel-seq", "--dtype", "fp32") == 2  # never recorded while ignored
+    assert "does not honour" in capsys.readouterr().err
+    assert _run(tmp_path, "pixel-seq", "--set", "dtype=float64", "--set", "models=[armin]") == 0
+    model = training.load_weights(tmp_path / "armin" / "pixel-seq" / "smoke-seed0" / "weights" / "armin.final.pt")
+    assert next(model.parameters()).dtype == torch.float64
+    assert _run(tmp_path, "pixel-seq", "--set", "dtype=float16", "--name", "bad") == 2
+
+
+def test_saved_final_and_best_weights_reload_and_evaluate_identically(tmp_path):
+    from armin.tasks import TaskConfig
+
+    settings = ["--set", "train.iterations=6", "--set", "models=[armin,tardis]", "--set", "eval_sequences=40"]
+    assert _run(tmp_path, "copy", *settings) == 0
+    run = tmp_path / "armin" / "copy" / "smoke-seed0"
+    results = _results(tmp_path, "copy", "smoke-seed0")["metrics"]
+    task = TaskConfig("copy", max_length=4)  # the smoke task
+    runner = training.AlgorithmicRunner(task, 2, 40, 0, torch.device("cpu"))
+    for model_name in ("armin", "tardis"):
+        for iterate in ("final", "best"):
+            model = training.load_weights(run / "weights" / f"{model_name}.{iterate}.pt")
+            scores = training.held_out(lambda m: runner.evaluate(m, 2.0), model, torch.device("cpu"))
+            assert scores["eval_bits_per_sequence"] == pytest.approx(
+                results[f"{model_name}.{iterate}_eval_bits_per_sequence"], abs=1e-9)
+        assert results[f"{model_name}.eval_bits_per_sequence"] == results[f"{model_name}.best_eval_bits_per_sequence"]
+
+
+def test_evaluation_uses_at_least_256_sequences_whatever_the_batch_size(monkeypatch):
+    from armin.experiments import experiments
+    from armin.tasks import TaskConfig
+
+    sizes = []
+    original = training.algorithmic_batch
+    monkeypatch.setattr(training, "algorithmic_batch", lambda task, batch, generator: sizes.append(batch) or
+                        original(task, batch, generator))
+    copy = next(experiment for experiment in experiments() if experiment.name == "copy")
+    for scale in ("quick", "paper"):
+        assert copy.configs[scale].eval_sequences >= 256
+    runner = training.AlgorithmicRunner(TaskConfig("copy", max_length=3), 1, 256, 0, torch.device("cpu"))
+    from armin.models import ModelConfig, build_model
+
+    runner.evaluate(build_model(ModelConfig(kind="lstm", hidden=4), 10, 8), 1.0)
+    assert sum(sizes) == 256 and max(sizes) == 32
+
+
 def test_tau_must_start_positive():
     from repro_shared.errors import ConfigError
 
@@ -105,3 +168,12 @@ def test_interrupted_language_model_resumes_with_its_carried_state(tmp_path, mon
     whole, resumed = _results(tmp_path, "charlm", "whole"), _results(tmp_path, "charlm", "cut")
     assert _untimed(whole["metrics"]) == _untimed(resumed["metrics"])
     assert whole["histories"] == resumed["histories"]
+
+
+def test_pixel_paper_scale_matches_the_released_pixel_code():
+    """MNIST, float64, NTM 100 with 28 × 28 memory like ARMIN(100, 28 × 28); an epoch is 54k / 128 iterations."""
+    pixel = next(experiment for experiment in experiments() if experiment.name == "pixel-seq").configs["paper"]
+    assert (pixel.dataset, pixel.dtype) == ("mnist", "float64")
+    ntm, armin = pixel.sizes.model("ntm"), pixel.sizes.model("armin")
+    assert (ntm.hidden, ntm.width, ntm.slots) == (100, 28, 28) == (armin.hidden, armin.width, armin.slots)
+    assert pixel.train.tau_every == 54_000 // 128 and pixel.train.iterations == 150 * pixel.train.tau_every

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from armin.tasks import (
@@ -12,6 +13,7 @@ from armin.tasks import (
     priority_sort_batch,
     repeat_copy_batch,
     sort_by_priority,
+    split_pixel_sequences,
 )
 
 
@@ -35,9 +37,11 @@ def test_repeat_copy_targets_repeat_the_sequence_and_end_with_a_flag():
     assert batch.inputs[3, 0, 3] == normalised_repeats(3, 3, 4)
 
 
-def test_normalised_repeats_is_standardised_over_the_range():
-    values = torch.tensor([normalised_repeats(r, 1, 10) for r in range(1, 10)])
-    assert abs(values.mean()) < 1e-6 and abs(values.std(unbiased=False) - 1) < 1e-6
+def test_normalised_repeats_uses_the_released_code_constants():
+    """repeatcopy.py: mean (max − min)/2 = 4.5, variance ((max − min + 1)² − 1)/12 = 8.25 for repeats 1..10."""
+    for repeats in range(1, 10):
+        assert normalised_repeats(repeats, 1, 10) == pytest.approx((repeats - 4.5) / 8.25 ** 0.5, abs=1e-12)
+    assert normalised_repeats(1, 1, 10) == pytest.approx(-1.2185, abs=1e-4)
 
 
 def test_associative_recall_target_is_the_item_after_the_query():
@@ -81,6 +85,22 @@ def test_pixel_sequences_split_and_fixed_permutation():
     order = pixel_permutation(64)
     assert torch.equal(permuted.train[0][:, :, 0], plain.train[0][:, order, 0])
     assert torch.equal(plain.test[1], permuted.test[1])
+
+
+def test_mnist_keeps_its_official_test_split_and_cuts_train_90_10():
+    """The released code: 10 % of the 60k train images for validation (54k / 6k), the 10k test split for test."""
+    from repro_shared.data import ImageDataset
+
+    def images(count: int, label: int) -> ImageDataset:
+        return ImageDataset(np.random.RandomState(count).rand(count, 2, 2).astype(np.float32),
+                            np.full(count, label, dtype=np.int64), "fake", f"{count} fake images")
+
+    splits = split_pixel_sequences(images(60, 1), permuted=True, test_images=images(10, 7))
+    assert (len(splits.train[1]), len(splits.validation[1]), len(splits.test[1])) == (54, 6, 10)
+    assert (splits.test[1] == 7).all() and (splits.train[1] == 1).all() and (splits.validation[1] == 1).all()
+    order = pixel_permutation(4)
+    torch.testing.assert_close(splits.test[0][:, :, 0], torch.from_numpy(images(10, 7).images.reshape(10, 4)[:, order]))
+    assert splits.train[0].shape == (54, 4, 1)
 
 
 def test_char_corpus_round_trips_and_batchify_keeps_streams_contiguous():

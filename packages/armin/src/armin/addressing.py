@@ -54,10 +54,16 @@ def st_gumbel_softmax(logits: Tensor, inverse_temperature: float, noise: bool = 
     return _StraightThroughOneHot.apply(perturbed, inverse_temperature)
 
 
-def gumbel_sigmoid(logits: Tensor, inverse_temperature: float = 10.0 / 3.0, noise: bool = True) -> Tensor:
-    """TARDIS gates (Gulcehre et al. 2017): σ((z + g₁ − g₂)·τ), a relaxed Bernoulli sample (soft)."""
+def gumbel_sigmoid(logits: Tensor, inverse_temperature: float = 10.0 / 3.0, noise: bool = True,
+                   samples: int = 2) -> Tensor:
+    """TARDIS gates (Gulcehre et al. 2017): σ((z + g₁ − g₂)·τ), a relaxed Bernoulli sample (soft).
+
+    ``samples=1`` is the released code's σ((z + g)·τ) with one Gumbel sample (a biased relaxation).
+    """
     if noise:
-        logits = logits + sample_gumbel(logits.shape, logits) - sample_gumbel(logits.shape, logits)
+        logits = logits + sample_gumbel(logits.shape, logits)
+        if samples == 2:
+            logits = logits - sample_gumbel(logits.shape, logits)
     return torch.sigmoid(logits * inverse_temperature)
 
 

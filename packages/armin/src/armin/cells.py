@@ -123,9 +123,9 @@ class ArminCell(nn.Module):
 class TardisCell(nn.Module):
     """TARDIS cell (Gulcehre et al. 2017): candidate tanh(W_x x + α·U_h h + β·U_r r) with gumbel-sigmoid gates α, β."""
 
-    def __init__(self, input_size: int, hidden: int, width: int) -> None:
+    def __init__(self, input_size: int, hidden: int, width: int, gate_noise_samples: int = 2) -> None:
         super().__init__()
-        self.hidden = hidden
+        self.hidden, self.gate_noise_samples = hidden, gate_noise_samples
         joint = input_size + hidden + width
         self.gates = orthogonal_linear(joint, 3 * hidden + 2)  # i, f, o and the two gate logits for α, β
         self.from_input = orthogonal_linear(input_size, hidden)
@@ -138,7 +138,7 @@ class TardisCell(nn.Module):
 
         pre = self.gates(torch.cat([x, h, r], dim=-1))
         i, f, o = pre[:, :-2].chunk(3, dim=-1)
-        alpha, beta = gumbel_sigmoid(pre[:, -2:], noise=noise).chunk(2, dim=-1)
+        alpha, beta = gumbel_sigmoid(pre[:, -2:], noise=noise, samples=self.gate_noise_samples).chunk(2, dim=-1)
         candidate = torch.tanh(self.from_input(x) + alpha * self.from_hidden(h) + beta * self.from_read(r))
         c = c * torch.sigmoid(f + 1.0) + torch.sigmoid(i) * candidate
         h = torch.tanh(c) * torch.sigmoid(o)

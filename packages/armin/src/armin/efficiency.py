@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .models import ModelConfig, SequenceModel
+from .models import ModelConfig, SequenceModel, tardis_inner_size
 
 
 def matmul_macs_per_step(config: ModelConfig, input_size: int, output_size: int) -> int:
@@ -26,7 +26,7 @@ def matmul_macs_per_step(config: ModelConfig, input_size: int, output_size: int)
         cell = (x + h + d) * (h + d) + (x + h + d) * (4 * h + d)  # Eqs. 1 and 4
         return (x + h) * n + n * d + cell + word + (h + d) * y  # addressing, read, cell, write word, output
     if config.kind in ("tardis", "awta"):
-        inner, keys = d, config.key_size
+        inner, keys = tardis_inner_size(config), config.key_size
         addressing = (x + h) * inner + n * (keys + d + 1) * inner + n * inner  # W[x,c], W[k_i], W[M_i], W[û_i], a
         if config.kind == "tardis":
             cell = (x + h + d) * (3 * h + 2) + x * h + h * h + d * h

@@ -19,6 +19,7 @@ from .tasks import TaskConfig
 from .training import TrainConfig
 
 TOUR_SEEDS = (0, 1, 2)
+PIXEL_DTYPES = ("float32", "float64")
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,12 @@ class Sizes:
     read: str = "gumbel"  # ARMIN read: hard ST Gumbel-softmax (paper) or softmax (released algorithmic code)
     key_size: int = 5  # TARDIS keys (5 algorithmic, 25 pMNIST)
     write_input: bool = False
+    tardis: str = "paper"  # TARDIS/AwTA addressing: paper (unnormalised scores) or code (the released code's)
 
     def model(self, kind: str) -> ModelConfig:
         """The ModelConfig of one model kind at these sizes (validated there)."""
         shared = {"variant": self.variant, "read": self.read, "key_size": self.key_size,
-                  "write_input": self.write_input}
+                  "write_input": self.write_input, "tardis": self.tardis}
         if kind in ("lstm", "torch-lstm"):
             return ModelConfig(kind=kind, hidden=self.lstm_hidden, **shared)
         if kind == "ntm":
@@ -67,20 +69,23 @@ class AlgorithmicConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     sizes: Sizes = field(default_factory=Sizes)
     models: tuple[str, ...] = ("armin", "lstm", "ntm", "tardis", "awta")
-    eval_batches: int = 8  # fixed evaluation batches (of train.batch_size sequences)
+    eval_sequences: int = 256  # fixed evaluation sequences (batches of 32, whatever train.batch_size)
+    validation_sequences: int = 128  # held-out sequences that pick the best iterate (train.select=best)
     solved_bits: float = 1.0  # "solved" once a logged window's mean bit error per sequence is below this
 
     def __post_init__(self) -> None:
         _check_models(self.models, self.sizes)
-        if self.eval_batches < 1:
-            raise ConfigError(f"eval_batches={self.eval_batches}: must be at least 1")
+        for name in ("eval_sequences", "validation_sequences"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}={getattr(self, name)}: must be at least 1")
 
 
 def run_algorithmic(config: AlgorithmicConfig, ctx) -> dict:
     from .reporting import algorithmic_results
     from .training import AlgorithmicRunner, train_models
 
-    runner = AlgorithmicRunner(config.task, config.train.batch_size, config.eval_batches, ctx.seed, ctx.device)
+    runner = AlgorithmicRunner(config.task, config.train.batch_size, config.eval_sequences, ctx.seed, ctx.device,
+                               config.validation_sequences)
     results = train_models({kind: config.sizes.model(kind) for kind in config.models}, runner, config.train, ctx)
     return algorithmic_results(config, results, ctx)
 
@@ -94,23 +99,31 @@ class PixelConfig:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         optimizer="adam", learning_rate=1e-3, clip_value=0.0, clip_norm=1.0, decay_at=0.8, batch_size=128))
     sizes: Sizes = field(default_factory=lambda: Sizes(armin_hidden=100, armin_width=28, armin_slots=28,
-                                                       lstm_hidden=100, key_size=25))
+                                                       lstm_hidden=100, ntm_hidden=100, ntm_width=28, ntm_slots=28,
+                                                       key_size=25))  # the released pixel code's sizes
     models: tuple[str, ...] = ("armin", "lstm")
+    dtype: str = "float32"  # float32 | float64 (the released pixel code runs its models in float64)
 
     def __post_init__(self) -> None:
         if self.dataset not in ("digits", "mnist5k", "mnist"):
             raise ConfigError(f"dataset={self.dataset!r} is unknown", "use digits, mnist5k or mnist")
+        if self.dtype not in PIXEL_DTYPES:
+            raise ConfigError(f"dtype={self.dtype!r} is unknown", f"use one of {', '.join(PIXEL_DTYPES)}")
         _check_models(self.models, self.sizes)
 
 
 def run_pixel(config: PixelConfig, ctx) -> dict:
+    import torch
+
     from .reporting import pixel_results
     from .tasks import pixel_sequences
     from .training import PixelRunner, train_models
 
     splits = pixel_sequences(config.dataset, config.permuted)
-    runner = PixelRunner(splits, config.train.batch_size, ctx.seed, ctx.device)
-    results = train_models({kind: config.sizes.model(kind) for kind in config.models}, runner, config.train, ctx)
+    dtype = getattr(torch, config.dtype)
+    runner = PixelRunner(splits, config.train.batch_size, ctx.seed, ctx.device, dtype)
+    results = train_models({kind: config.sizes.model(kind) for kind in config.models}, runner, config.train, ctx,
+                           dtype)
     return pixel_results(config, results, splits.source, ctx)
 
 
@@ -129,7 +142,8 @@ class CharConfig:
     max_chars: int = 0  # use only the first max_chars characters (0: the whole corpus)
     bptt: int = 50  # truncated-BPTT segment length
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        optimizer="adam", learning_rate=1e-3, clip_value=0.0, clip_norm=1.0, batch_size=32, tau_every=1000))
+        optimizer="adam", learning_rate=1e-3, clip_value=0.0, clip_norm=1.0, batch_size=32, tau_every=1000,
+        select="final"))
     sizes: Sizes = field(default_factory=lambda: Sizes(lstm_hidden=100))
     models: tuple[str, ...] = ("armin", "lstm")
 
@@ -186,12 +200,18 @@ def _algorithmic_scales(task: TaskConfig, quick_task: TaskConfig, quick_iteratio
                         ntm_width=16, ntm_slots=32)
     return {
         "smoke": AlgorithmicConfig(task=smoke_task, sizes=tiny, models=("armin", "lstm", "ntm", "tardis", "awta"),
-                                   train=TrainConfig(iterations=4, batch_size=2, log_every=2, tau_every=2),
-                                   eval_batches=1),
+                                   train=TrainConfig(iterations=4, batch_size=2, log_every=2, tau_start=2.0,
+                                                     tau_every=2),
+                                   eval_sequences=4, validation_sequences=2),
         "quick": AlgorithmicConfig(task=quick_task, sizes=quick_sizes, models=quick_models,
+                                   # the recipe chosen on copy, seeds 0-4 (README "Results"): the released code's
+                                   # value clip plus norm clipping at 1, ×0.1 for the last 20 %, best iterate
                                    train=TrainConfig(learning_rate=1e-3, iterations=quick_iterations, batch_size=32,
-                                                     log_every=50, tau_every=100)),
-        "paper": AlgorithmicConfig(task=task, train=TrainConfig(iterations=100_000, batch_size=1, log_every=200)),
+                                                     log_every=50, tau_start=2.0, tau_every=100, clip_norm=1.0,
+                                                     decay_at=0.8)),
+        # the released code: τ = 2 from the first iteration on, +1 every 400 iterations (up to 50)
+        "paper": AlgorithmicConfig(task=task, train=TrainConfig(iterations=100_000, batch_size=1, log_every=200,
+                                                                tau_start=2.0)),
     }
 
 
@@ -207,7 +227,8 @@ def charlm_tour() -> CharConfig:
     return CharConfig(max_chars=120_000, bptt=50,
                       sizes=Sizes(armin_hidden=128, armin_width=32, armin_slots=32, lstm_hidden=128),
                       train=TrainConfig(optimizer="adam", learning_rate=3e-3, clip_value=0.0, clip_norm=1.0,
-                                        iterations=300, batch_size=32, log_every=25, tau_every=22, decay_at=0.8))
+                                        iterations=300, batch_size=32, log_every=25, tau_every=22, decay_at=0.8,
+                                        select="final"))
 
 
 def efficiency_tour() -> EfficiencyConfig:
@@ -225,8 +246,8 @@ def experiments() -> list[Experiment]:
     """Every experiment this package registers (each with smoke, quick and paper configs; charlm and efficiency
     also with the ``tour`` config that ``repro reproduce`` runs at seeds 0, 1, 2).
 
-    No experiment declares ``dtypes``: models and data are built in float32 and ``ctx.dtype`` is never read, so an
-    explicit ``--dtype`` would be recorded without being honoured.
+    No experiment declares ``dtypes``: ``ctx.dtype`` is never read (models and data are float32, or float64 on the
+    pixel tasks with ``--set dtype=float64``), so an explicit ``--dtype`` is refused rather than recorded unhonoured.
     """
     quick_models = ("armin", "lstm", "ntm", "tardis", "awta")
     copy = _algorithmic_scales(TaskConfig("copy"), TaskConfig("copy", max_length=21), 1500, quick_models)
@@ -243,9 +264,9 @@ def experiments() -> list[Experiment]:
                                                 decay_at=0.8, iterations=880, batch_size=64, log_every=22,
                                                 tau_every=22, tau_max=15),
                               sizes=Sizes(armin_hidden=64, armin_width=16, armin_slots=16, lstm_hidden=64))
-    pixel_paper = PixelConfig(dataset="mnist", train=TrainConfig(
-        optimizer="adam", learning_rate=1e-3, clip_value=0.0, clip_norm=1.0, decay_at=0.8, iterations=150 * 375,
-        batch_size=128, log_every=375, tau_every=375, tau_max=27),  # 375 iterations = one epoch of 48k images
+    pixel_paper = PixelConfig(dataset="mnist", dtype="float64", train=TrainConfig(
+        optimizer="adam", learning_rate=1e-3, clip_value=0.0, clip_norm=1.0, decay_at=0.8, iterations=150 * 421,
+        batch_size=128, log_every=421, tau_every=421, tau_max=27),  # 421 iterations = one epoch of 54k images
         models=("armin", "lstm", "ntm", "tardis", "awta"))
     pixel = {"smoke": pixel_smoke, "quick": pixel_quick, "paper": pixel_paper}
     permuted = {scale: dataclasses.replace(config, permuted=True) for scale, config in pixel.items()}
@@ -253,17 +274,18 @@ def experiments() -> list[Experiment]:
         "smoke": CharConfig(max_chars=4000, bptt=8, sizes=Sizes(armin_hidden=8, armin_width=4, armin_slots=4,
                                                                 lstm_hidden=8),
                             train=TrainConfig(optimizer="adam", learning_rate=1e-3, clip_value=0.0, clip_norm=1.0,
-                                              iterations=4, batch_size=4, log_every=2)),
+                                              iterations=4, batch_size=4, log_every=2, select="final")),
         "quick": CharConfig(max_chars=120_000, bptt=50,
                             sizes=Sizes(armin_hidden=128, armin_width=32, armin_slots=32, lstm_hidden=128),
                             train=TrainConfig(optimizer="adam", learning_rate=3e-3, clip_value=0.0, clip_norm=1.0,
                                               iterations=900, batch_size=32, log_every=25, tau_every=67,
-                                              decay_at=0.8)),
+                                              decay_at=0.8, select="final")),
         "tour": charlm_tour(),
         "paper": CharConfig(bptt=100, sizes=Sizes(armin_hidden=1000, armin_width=256, armin_slots=32,
                                                   lstm_hidden=1000),
                             train=TrainConfig(optimizer="adam", learning_rate=1e-3, clip_value=0.0, clip_norm=1.0,
-                                              iterations=50_000, batch_size=128, log_every=500, tau_every=1000)),
+                                              iterations=50_000, batch_size=128, log_every=500, tau_every=1000,
+                                              select="final")),
     }
     efficiency = {
         "smoke": EfficiencyConfig(sizes=Sizes(armin_hidden=12, armin_width=6, armin_slots=5, lstm_hidden=16,

@@ -19,6 +19,7 @@ from .cells import VARIANTS, ArminCell, PaperLSTMCell, TardisCell, orthogonal_li
 
 KINDS = ("armin", "lstm", "torch-lstm", "tardis", "awta", "ntm")
 READS = ("gumbel", "softmax")
+TARDIS_VARIANTS = ("paper", "code")
 State = dict[str, Tensor | int]
 
 
@@ -35,6 +36,7 @@ class ModelConfig:
     write_input: bool = False  # write word from [x_t, h_t] (released alg. code) instead of h_t
     key_size: int = 5  # TARDIS/AwTA learned slot-key size
     eval_noise: bool = True  # Gumbel noise also at evaluation, as in the released code
+    tardis: str = "paper"  # TARDIS/AwTA addressing: "paper" (unnormalised scores) or "code" (the released code's)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -46,6 +48,8 @@ class ModelConfig:
             raise ConfigError(f"model variant={self.variant!r} is unknown", f"use one of {', '.join(VARIANTS)}")
         if self.read not in READS:
             raise ConfigError(f"model read={self.read!r} is unknown", f"use one of {', '.join(READS)}")
+        if self.tardis not in TARDIS_VARIANTS:
+            raise ConfigError(f"model tardis={self.tardis!r} is unknown", f"use one of {', '.join(TARDIS_VARIANTS)}")
         if self.kind in ("armin", "awta") and self.variant == "code" and self.width > self.hidden:
             raise ConfigError(
                 f"memory width {self.width} > hidden {self.hidden}: the released-code ARMIN cell splits its gates "
@@ -159,26 +163,40 @@ class TorchLstmCore(nn.Module):
         return outputs, {"h": h, "c": c}
 
 
-class TardisAddressing(nn.Module):
-    """TARDIS read logits: aᵀ tanh(W[x, c, k_i, M_i, û_i]), L2-normalised, − 100·w_{t−1,i} (no re-reading)."""
+def tardis_inner_size(config: ModelConfig) -> int:
+    """Hidden size of TARDIS's addressing MLP: hidden // 4 in the released code, the word size otherwise."""
+    return max(1, config.hidden // 4) if config.tardis == "code" else config.width
 
-    def __init__(self, input_size: int, hidden: int, width: int, slots: int, key_size: int) -> None:
+
+class TardisAddressing(nn.Module):
+    """TARDIS read logits (Gulcehre et al. 2017): aᵀ tanh(W[x, c, k_i, M_i, u]) − 100·w_{t−1,i} (no re-reading).
+
+    ``variant="paper"``: per-slot usage û_i = u_i / Σu, the scores are used as they are (so the read can become
+    confident). ``variant="code"``: the released code's, which feeds the whole L2-normalised usage vector to every
+    slot's MLP and L2-normalises the penalised scores, so every logit is at most 1 in size and the probability of
+    the intended slot is at most e^m / (e^m + N − 1), m = √(1 + 1/(N − 1)) (0.128 at N = 20).
+    """
+
+    def __init__(self, input_size: int, config: ModelConfig) -> None:
         super().__init__()
-        inner = width  # size of the addressing MLP's hidden layer (not stated by the paper; word size here)
-        self.keys = nn.Parameter(torch.randn(slots, key_size) * 0.1)
+        self.variant = config.tardis
+        inner = tardis_inner_size(config)
+        self.keys = nn.Parameter(torch.randn(config.slots, config.key_size) * 0.1)
         self.from_input = orthogonal_linear(input_size, inner)
-        self.from_state = orthogonal_linear(hidden, inner, bias=False)
-        self.from_key = orthogonal_linear(key_size, inner, bias=False)
-        self.from_memory = orthogonal_linear(width, inner, bias=False)
-        self.from_usage = nn.Linear(1, inner, bias=False)
+        self.from_state = orthogonal_linear(config.hidden, inner, bias=False)
+        self.from_key = orthogonal_linear(config.key_size, inner, bias=False)
+        self.from_memory = orthogonal_linear(config.width, inner, bias=False)
+        self.from_usage = nn.Linear(config.slots if self.variant == "code" else 1, inner, bias=False)
         self.score = orthogonal_linear(inner, 1, bias=False)
 
     def forward(self, x_part: Tensor, state: Tensor, memory: Tensor, usage: Tensor, previous: Tensor) -> Tensor:
-        normalised_usage = usage / (usage.sum(-1, keepdim=True) + 1e-6)
-        joint = ((x_part + self.from_state(state)).unsqueeze(1) + self.from_key(self.keys)
-                 + self.from_memory(memory) + self.from_usage(normalised_usage.unsqueeze(-1)))
-        scores = F.normalize(self.score(torch.tanh(joint)).squeeze(-1), dim=-1)
-        return scores - 100.0 * previous
+        if self.variant == "code":
+            usage_part = self.from_usage(F.normalize(usage, dim=-1)).unsqueeze(1)  # the same for every slot
+        else:
+            usage_part = self.from_usage((usage / (usage.sum(-1, keepdim=True) + 1e-6)).unsqueeze(-1))
+        joint = (x_part + self.from_state(state)).unsqueeze(1) + self.from_key(self.keys) + self.from_memory(memory)
+        scores = self.score(torch.tanh(joint + usage_part)).squeeze(-1) - 100.0 * previous
+        return F.normalize(scores, dim=-1) if self.variant == "code" else scores
 
 
 class TardisCore(nn.Module):
@@ -188,19 +206,26 @@ class TardisCore(nn.Module):
         super().__init__()
         self.config, self.armin_cell = config, armin_cell
         hid, width, slots = config.hidden, config.width, config.slots
-        self.addressing = TardisAddressing(input_size, hid, width, slots, config.key_size)
-        self.cell = ArminCell(input_size, hid, width, config.variant) if armin_cell else TardisCell(input_size, hid,
-                                                                                                     width)
+        self.addressing = TardisAddressing(input_size, config)
+        self.cell = ArminCell(input_size, hid, width, config.variant) if armin_cell else TardisCell(
+            input_size, hid, width, gate_noise_samples=1 if config.tardis == "code" else 2)
         self.word = orthogonal_linear(hid + (input_size if config.write_input else 0), width)
         self.initial_memory = learned_initial_memory(slots, width)
+        if config.tardis == "code":  # learned initial state: tanh(h_bias), tanh(c_bias) (AwTA: h₀ = tanh(c_bias))
+            self.initial_hidden = nn.Parameter(torch.rand(hid) if armin_cell else torch.zeros(hid))
+            self.initial_cell = None if armin_cell else nn.Parameter(torch.zeros(hid))
         self.register_buffer("fill_order", torch.eye(slots), persistent=False)
         self.output_size = self.cell.output_size
 
     def initial_state(self, batch: int) -> State:
         memory = self.initial_memory.expand(batch, -1, -1)
-        zeros = memory.new_zeros(batch, self.config.hidden)
         slots = memory.new_zeros(batch, self.config.slots)
-        return {"h": zeros, "c": zeros, "memory": memory, "usage": slots, "previous": slots, "writes": 0}
+        if self.config.tardis == "code":
+            h = torch.tanh(self.initial_hidden).expand(batch, -1)
+            c = h if self.initial_cell is None else torch.tanh(self.initial_cell).expand(batch, -1)
+        else:
+            h = c = memory.new_zeros(batch, self.config.hidden)
+        return {"h": h, "c": c, "memory": memory, "usage": slots, "previous": slots, "writes": 0}
 
     def forward(self, inputs: Tensor, state: State, tau: float) -> tuple[Tensor, State]:
         h, c, memory = state["h"], state["c"], state["memory"]

@@ -43,7 +43,7 @@ def _summary_rows(results: dict[str, dict]) -> list[dict[str, Any]]:
 
 def _flat_metrics(results: dict[str, dict]) -> dict[str, float]:
     return {f"{name}.{key}": value for name, result in results.items() for key, value in result.items()
-            if key != "history"}
+            if key != "history" and not isinstance(value, str)}
 
 
 # --- claims ----------------------------------------------------------------------------------------------------

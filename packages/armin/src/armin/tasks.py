@@ -97,9 +97,13 @@ def copy_batch(config: TaskConfig, batch: int, generator: torch.Generator) -> Al
 
 
 def normalised_repeats(repeats: int, low: int, high: int) -> float:
-    """The repeat count as fed to the model: standardised over the uniform range [low, high)."""
-    mean = (low + high - 1) / 2
-    std = (((high - low) ** 2 - 1) / 12) ** 0.5 or 1.0
+    """The repeat count as fed to the model, with the released code's constants (``repeatcopy.py``'s ``normalise``):
+    (r − (high − low)/2) / √(((high − low + 1)² − 1)/12), e.g. (r − 4.5)/2.87 for low 1, high 10 (exclusive).
+
+    These are not the mean and std of the repeats actually drawn (uniform on [low, high): 5 and 2.58 there).
+    """
+    mean = (high - low) / 2
+    std = (((high - low + 1) ** 2 - 1) / 12) ** 0.5
     return (repeats - mean) / std
 
 
@@ -178,21 +182,46 @@ def pixel_permutation(length: int, seed: int = 1) -> np.ndarray:
     return np.random.RandomState(seed).permutation(length)
 
 
-def pixel_sequences(dataset: str, permuted: bool, split_seed: int = 0,
-                    fractions: tuple[float, float] = (0.8, 0.1)) -> PixelSplits:
-    """Images of a bundled set (``digits`` 8×8, ``mnist5k`` 28×28, ``mnist``) as pixel sequences, split 80/10/10."""
+MNIST_HUB_ID = "ylecun/mnist"
+
+
+def mnist_test_images():
+    """MNIST's official 10k test split from the Hub (``repro_shared``'s ``mnist`` set is the 60k train split)."""
+    from repro_shared.data import ImageDataset, load_hub_dataset
+
+    table = load_hub_dataset(MNIST_HUB_ID, split="test")
+    images = np.stack([np.asarray(image, dtype=np.uint8) for image in table["image"]]) / np.float32(255.0)
+    return ImageDataset(images.astype(np.float32), np.asarray(table["label"], dtype=np.int64), "mnist-test",
+                        f"Hugging Face {MNIST_HUB_ID}, test split")
+
+
+def pixel_sequences(dataset: str, permuted: bool, split_seed: int = 0) -> PixelSplits:
+    """Images of a bundled set (``digits`` 8×8, ``mnist5k`` 28×28, ``mnist``) as pixel sequences.
+
+    ``mnist``: the official test split, and the train split cut 90/10 into train / validation (54k / 6k, as the
+    released code); the bundled sets have no test split and are cut 80/10/10.
+    """
     from repro_shared.data import load_image_dataset
 
     images = load_image_dataset(dataset)
-    pixels = images.images.reshape(len(images), -1)
-    if permuted:
-        pixels = pixels[:, pixel_permutation(pixels.shape[1])]
+    return split_pixel_sequences(images, permuted, split_seed, mnist_test_images() if dataset == "mnist" else None)
+
+
+def split_pixel_sequences(images, permuted: bool, split_seed: int = 0, test_images=None) -> PixelSplits:
+    """Flatten images to (N, T, 1) pixel sequences (one fixed permutation if ``permuted``) and split them at random:
+    train / validation 90/10 with a separate ``test_images`` set, else train / validation / test 80/10/10."""
+    flatten = lambda dataset: dataset.images.reshape(len(dataset), -1)  # noqa: E731
+    pixels = flatten(images)
+    permutation = pixel_permutation(pixels.shape[1]) if permuted else slice(None)
     order = np.random.RandomState(split_seed).permutation(len(images))
+    fractions = (0.9, 0.1) if test_images is not None else (0.8, 0.1)
     n_train, n_val = int(fractions[0] * len(order)), int(fractions[1] * len(order))
     parts = np.split(order, [n_train, n_train + n_val])
-    as_pair = lambda index: (torch.from_numpy(pixels[index]).float().unsqueeze(-1),  # noqa: E731
-                             torch.from_numpy(images.labels[index]))
-    return PixelSplits(*(as_pair(part) for part in parts), source=images.source)
+    as_pair = lambda data, index: (torch.from_numpy(flatten(data)[index][:, permutation]).float().unsqueeze(-1),  # noqa: E731
+                                   torch.from_numpy(data.labels[index]))
+    test = as_pair(test_images, slice(None)) if test_images is not None else as_pair(images, parts[2])
+    source = images.source + (f" + {test_images.source}" if test_images is not None else "")
+    return PixelSplits(as_pair(images, parts[0]), as_pair(images, parts[1]), test, source=source)
 
 
 # --- character-level language modelling ------------------------------------------------------------------------
