@@ -115,3 +115,56 @@ def test_lr_prestep_advances_the_multistep_schedule():
 
     assert learning_rates(0) == pytest.approx([0.1] * 5 + [0.01])  # milestone at epoch 5
     assert learning_rates(2) == pytest.approx([0.1] * 3 + [0.01] * 3)  # two epochs earlier
+
+
+def _batch_norm_input_means(model: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
+    """Per-channel batch means of every BatchNorm's input, from a training-mode forward of a copy of `model`."""
+    import copy
+
+    plain = copy.deepcopy(model).train()
+    means = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: means.append(inp[0].mean(dim=(0, 2, 3))))
+             for m in plain if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        plain(x)
+    for hook in hooks:
+        hook.remove()
+    return means
+
+
+def test_crown_ibp_loss_bounds_with_the_batch_statistics_of_its_own_batch():
+    model = small_bn_cnn(7)
+    x = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(7))
+    y = torch.arange(8) % 10
+    bounded = bounded_module(model, x[:2])
+    bounded.train()
+    nodes = [node for node in bounded.modules() if type(node).__name__ == "BoundBatchNormalization"]
+    assert len(nodes) == 5
+    for batch in (x, 0.5 * x + 0.3):  # a second batch with other statistics: the nodes must follow it
+        crown_ibp_loss(bounded, batch, y, 0.02, 0.05, 10).backward()
+        expected = _batch_norm_input_means(model, batch)
+        for node in nodes:
+            assert any(node.current_mean.shape == mean.shape
+                       and torch.allclose(node.current_mean.detach(), mean, atol=1e-5) for mean in expected)
+        first = next(node for node in nodes if node.current_mean.shape == (4,))
+        torch.testing.assert_close(first.current_mean.detach(), expected[0], atol=1e-5, rtol=0)
+
+
+def test_crown_ibp_training_updates_the_running_statistics_every_epoch():
+    from certified_pruning.models import ModelConfig, cifar_model_deep
+    from certified_pruning.train import train_model
+
+    images = torch.rand(48, 1, 8, 8, generator=torch.Generator().manual_seed(8))
+    labels = torch.arange(48) % 10
+
+    def running_means(epochs: int) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = cifar_model_deep(ModelConfig(in_channels=1, input_size=8, channels=(2, 2, 2, 2, 2), fc_width=8))
+        config = TrainConfig(mode="crown-ibp", eps=0.05, epochs=epochs, batch_size=16, learning_rate=1e-3,
+                             schedule_start=1, schedule_length=1)  # ε > 0 from the first batch on
+        train_model(model, images, labels, config, 10)
+        return torch.cat([m.running_mean for m in model.modules() if isinstance(m, nn.BatchNorm2d)])
+
+    one, two = running_means(1), running_means(2)
+    assert one.abs().min() > 0  # moved away from the initial zeros in the first epoch
+    assert (one - two).abs().max() > 1e-4  # and again in the second

@@ -164,9 +164,15 @@ def slimming_loss(model: nn.Module) -> torch.Tensor:
 def crown_ibp_loss(bounded, x: torch.Tensor, y: torch.Tensor, eps: float, eps_max: float,
                    num_classes: int) -> torch.Tensor:
     """CROWN-IBP robust loss (`lirpa_train.py:117-127`, no loss fusion): lb = κ·lb_CROWN-IBP + (1−κ)·lb_IBP with
-    κ = (ε_max − ε)/ε_max on margins e_y − e_j; robust CE = CE([0, −lb], 0)."""
+    κ = (ε_max − ε)/ε_max on margins e_y − e_j; robust CE = CE([0, −lb], 0).
+
+    As `lirpa_train.py:196-197`, a forward pass of the batch comes first: in training mode it is what sets the
+    BatchNorm nodes' batch mean and variance (which the bounds then use) and updates their running statistics;
+    without it the bounds would reuse the statistics of an earlier forward. At ε = 0 the loss is that forward's CE.
+    """
+    logits = bounded(x)
     if eps <= 0:
-        return F.cross_entropy(bounded(x), y)
+        return F.cross_entropy(logits, y)
     spec = margin_spec(y, num_classes)
     ball = LinfBall(eps)
     ibp_lower, _ = _bounds_with_grad(bounded, x, ball, "IBP", spec)
@@ -221,10 +227,6 @@ def train_model(model: nn.Sequential, images: torch.Tensor, labels: torch.Tensor
                                     weight_decay=config.weight_decay)
     scheduler = lr_schedule(optimiser, config)
     step = 0
-    # auto_LiRPA 0.3 shares parameters with the plain model but keeps its own BatchNorm buffers, and a plain
-    # forward through the bounded module breaks its next backward; so ε = 0 batches use the plain model and
-    # running statistics are copied across whenever the side that trains changes.
-    plain_buffers_newer = True
     for epoch in range(config.epochs):
         model.train()
         trainee.train()
@@ -237,15 +239,15 @@ def train_model(model: nn.Sequential, images: torch.Tensor, labels: torch.Tensor
                                config.schedule_mid) if config.mode != "natural" else 0.0
             if config.mode == "fgsm":
                 loss = fgsm_gradalign_loss(model, x, y, eps, config.grad_align_lambda)
-            elif config.mode == "crown-ibp" and eps > 0:
-                if plain_buffers_newer:
-                    _copy_buffers(model, trainee)
-                    plain_buffers_newer = False
+            elif config.mode == "crown-ibp":
+                # every batch, the ε = 0 warm-up included, goes through the bounded module in training mode, as
+                # lirpa_train.py: its BatchNorm nodes use the batch statistics and update their running statistics
                 loss = crown_ibp_loss(trainee, x, y, eps, config.eps, num_classes)
-            else:  # natural batches (also CROWN-IBP's ε = 0 warm-up) go through the plain model
+            else:
                 loss = F.cross_entropy(model(x), y)
-                plain_buffers_newer = True
             if config.nrs_weight > 0:
+                if config.mode == "crown-ibp":  # the NRS interval pass reads the plain model's running statistics
+                    _copy_buffers(trainee, model)
                 loss = loss + config.nrs_weight * nrs_loss(model, x, config.eps, config.gamma_pow)
             if config.slim_weight > 0:
                 loss = loss + config.slim_weight * slimming_loss(model)
@@ -259,7 +261,7 @@ def train_model(model: nn.Sequential, images: torch.Tensor, labels: torch.Tensor
         scheduler.step()
         if on_epoch is not None:
             on_epoch(epoch, total / len(images))
-    if config.mode == "crown-ibp" and not plain_buffers_newer:
+    if config.mode == "crown-ibp":  # the bounded module keeps its own BatchNorm buffers: hand them back
         _copy_buffers(trainee, model)
     return model.eval()
 
