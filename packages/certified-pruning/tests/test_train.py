@@ -168,3 +168,63 @@ def test_crown_ibp_training_updates_the_running_statistics_every_epoch():
     one, two = running_means(1), running_means(2)
     assert one.abs().min() > 0  # moved away from the initial zeros in the first epoch
     assert (one - two).abs().max() > 1e-4  # and again in the second
+
+
+def _released_fgsm_grad_align_loss(model, image, target, eps, grad_align_lambda, fgsm_alpha=1.25):
+    """`get_fgsm_grad_align_loss` of the released grad_align.py, line by line, with `transform_pertub` as intended
+    (mean 0 / std 1: the clipped perturbation x' − x, not the perturbed image that the released code adds to x)."""
+
+    def transform_pertub(x, delta):
+        return (x + delta).clamp(min=0).clamp(max=1) - x
+
+    delta = torch.zeros_like(image, requires_grad=True)
+    output_clean = model(image + transform_pertub(image, delta))
+    loss_clean = F.cross_entropy(output_clean, target)
+    grad = torch.autograd.grad(loss_clean, delta, create_graph=True)[0]
+    grad = grad.detach()
+    argmax_delta = eps * torch.sign(grad)
+    delta.data = (delta.data + fgsm_alpha * argmax_delta).clamp(-eps, eps)
+    delta.data = transform_pertub(image, delta).data
+    delta = delta.detach()
+    output = model(image + delta)
+    loss = F.cross_entropy(output, target)
+    reg = torch.zeros(1)[0]
+    # get_input_grad(..., delta_init='random_uniform', backprop=True)
+    delta2 = torch.zeros(image.shape)
+    delta2.uniform_(-eps, eps)
+    delta2.requires_grad = True
+    loss2 = F.cross_entropy(model(image + transform_pertub(image, delta2)), target)
+    grad2 = torch.autograd.grad(loss2, delta2, create_graph=True)[0]
+    nonzero = ((grad ** 2).sum([1, 2, 3]) ** 0.5 != 0) * ((grad2 ** 2).sum([1, 2, 3]) ** 0.5 != 0)
+    grad1, grad2 = grad[nonzero], grad2[nonzero]
+    grad1_normalized = grad1 / ((grad1 ** 2).sum([1, 2, 3]) ** 0.5)[:, None, None, None]
+    grad2_normalized = grad2 / ((grad2 ** 2).sum([1, 2, 3]) ** 0.5)[:, None, None, None]
+    cos = torch.sum(grad1_normalized * grad2_normalized, (1, 2, 3))
+    reg += grad_align_lambda * (1.0 - cos.mean())
+    return loss + reg
+
+
+def test_gradalign_loss_and_gradients_equal_the_released_code_with_the_clean_gradient_detached():
+    import copy
+
+    model = small_bn_cnn(9).train()  # training mode: BatchNorm batch statistics in all three forward passes
+    x = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(9))
+    x[:, :, :2] = 0.0  # saturated background pixels: the random point's clip must zero their gradient
+    y = torch.tensor([0, 1, 2, 3, 4, 5])
+    ours_model, reference_model = copy.deepcopy(model), copy.deepcopy(model)
+    torch.manual_seed(3)
+    ours = fgsm_gradalign_loss(ours_model, x, y, 0.1, 0.2)
+    torch.manual_seed(3)
+    reference = _released_fgsm_grad_align_loss(reference_model, x, y, 0.1, 0.2)
+    assert abs(float(ours) - float(reference)) < 1e-6
+    ours.backward()
+    reference.backward()
+    for (name, mine), theirs in zip(ours_model.named_parameters(), reference_model.parameters(), strict=True):
+        assert (mine.grad - theirs.grad).abs().max() < 1e-6, name
+    for mine, theirs in zip(ours_model.buffers(), reference_model.buffers(), strict=True):
+        torch.testing.assert_close(mine, theirs)  # same forward passes in the same order
+    # λ > 0 matters: the GradAlign term moves the parameter gradient (not a no-op)
+    plain_model = copy.deepcopy(model)
+    fgsm_gradalign_loss(plain_model, x, y, 0.1, 0.0).backward()
+    assert max((a.grad - b.grad).abs().max() for a, b in
+               zip(ours_model.parameters(), plain_model.parameters(), strict=True)) > 1e-4

@@ -73,10 +73,13 @@ def smoothed_eps(step: int, steps_per_epoch: int, eps_max: float, start: int, le
     return mid_eps + (eps_max - mid_eps) * (step - mid_step) / (final_step - mid_step)
 
 
-def _input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, create_graph: bool) -> torch.Tensor:
-    x = x if x.requires_grad else x.clone().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y)
-    (gradient,) = torch.autograd.grad(loss, x, create_graph=create_graph)
+def _perturbation_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor,
+                           create_graph: bool) -> torch.Tensor:
+    """∇_δ CE(f(clip(x + δ, 0, 1)), y): the gradient with respect to the perturbation, as `grad_align.py` takes it
+    (components the clip saturates get zero gradient)."""
+    delta = delta.detach().requires_grad_(True)
+    loss = F.cross_entropy(model((x + delta).clamp(0, 1)), y)
+    (gradient,) = torch.autograd.grad(loss, delta, create_graph=create_graph)
     return gradient
 
 
@@ -84,22 +87,26 @@ def fgsm_gradalign_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
                         grad_align_lambda: float) -> torch.Tensor:
     """FGSM training loss with GradAlign (Andriushchenko & Flammarion 2020), as intended by `grad_align.py:14-48`.
 
-    δ = clip(1.25·ε·sign(∇_x CE(x)), −ε, ε) from a zero start (= ε·sign), kept in [0, 1]; loss =
-    CE(f(x+δ)) + λ·(1 − cos(∇ at x, ∇ at a uniform point of the ball)). The released code's ≈2x bug is not reproduced.
+    g = ∇_δ CE at δ = 0 (detached, as the released code detaches it); δ = clip(1.25·ε·sign(g), −ε, ε) (= ε·sign),
+    x + δ kept in [0, 1]; loss = CE(f(x+δ)) + λ·(1 − mean cos(g, g₂)) over the samples whose two gradients are both
+    non-zero, g₂ = ∇_δ CE at a uniform δ ∈ [−ε, ε] with the graph kept (double back-propagation runs through g₂
+    only). Forward passes in the released order: clean, adversarial, random. The released code's ≈2x-input bug is
+    not reproduced.
     """
     if eps <= 0:
         return F.cross_entropy(model(x), y)
-    gradient = _input_gradient(model, x, y, create_graph=False)
+    gradient = _perturbation_gradient(model, x, y, torch.zeros_like(x), create_graph=False).detach()
     delta = (1.25 * eps * gradient.sign()).clamp(-eps, eps)
     adversarial = (x + delta).clamp(0, 1).detach()
     loss = F.cross_entropy(model(adversarial), y)
     if grad_align_lambda > 0:
-        first = _input_gradient(model, x.clone().requires_grad_(True), y, create_graph=True).flatten(1)
-        random_point = (x + eps * (2 * torch.rand_like(x) - 1)).clamp(0, 1).requires_grad_(True)
-        second = _input_gradient(model, random_point, y, create_graph=True).flatten(1)
-        nonzero = (first.norm(dim=1) > 0) & (second.norm(dim=1) > 0)
+        random_delta = torch.empty_like(x).uniform_(-eps, eps)
+        second = _perturbation_gradient(model, x, y, random_delta, create_graph=True)
+        first, second = gradient.flatten(1), second.flatten(1)
+        nonzero = (first.norm(dim=1) != 0) & (second.norm(dim=1) != 0)
         if nonzero.any():
-            cosine = F.cosine_similarity(first[nonzero], second[nonzero], dim=1)
+            first, second = first[nonzero], second[nonzero]
+            cosine = ((first / first.norm(dim=1, keepdim=True)) * (second / second.norm(dim=1, keepdim=True))).sum(1)
             loss = loss + grad_align_lambda * (1 - cosine.mean())
     return loss
 
