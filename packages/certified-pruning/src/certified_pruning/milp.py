@@ -29,15 +29,13 @@ class ExactResult:
 
 
 def _interval_pre_activations(network: AffineReluNetwork, x_lower: np.ndarray, x_upper: np.ndarray):
-    """Interval bounds of every ReLU layer's pre-activation (numpy, for big-M constants)."""
-    bounds, lower, upper = [], x_lower, x_upper
-    for weight, bias in zip(network.weights[:-1], network.biases[:-1], strict=True):
-        w, b = weight.numpy(), bias.numpy()
-        center, radius = (upper + lower) / 2, (upper - lower) / 2
-        mid, spread = w @ center + b, np.abs(w) @ radius
-        bounds.append((mid - spread, mid + spread))
-        lower, upper = np.maximum(mid - spread, 0), np.maximum(mid + spread, 0)
-    return bounds
+    """Interval bounds of every ReLU layer's pre-activation (numpy, for big-M constants): `interval_bounds`, the
+    verifier's IBP (not its CROWN)."""
+    from certified_pruning.relaxation import interval_bounds
+
+    bounds = interval_bounds(network, torch.as_tensor(x_lower, dtype=torch.float64)[None],
+                             torch.as_tensor(x_upper, dtype=torch.float64)[None])
+    return [(lower[0].numpy(), upper[0].numpy()) for lower, upper in zip(bounds.lowers, bounds.uppers, strict=True)]
 
 
 def milp_minimum(network: AffineReluNetwork, x_lower: np.ndarray, x_upper: np.ndarray,

@@ -14,6 +14,7 @@ can also revive a pruned unit whose score is not the lowest (see README "Deviati
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
@@ -119,9 +120,26 @@ def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> to
     return F.cross_entropy(model(x), y)
 
 
+@contextmanager
+def _scoring_in_training_mode(model: nn.Module):
+    """The released scorer calls `model.train()` before the scoring loss (BatchNorm with batch statistics); the
+    running statistics that forward updates, and the module's mode, are restored afterwards."""
+    was_training = model.training
+    buffers = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
+    model.train()
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                buffer.copy_(buffers[name])
+        model.train(was_training)
+
+
 def snip_scores(model: nn.Module, masks: Masks, x: torch.Tensor, y: torch.Tensor,
                 loss_fn: LossFn = cross_entropy_loss) -> dict[str, torch.Tensor]:
-    """`snip`: |∂L/∂m| at the current mask on one batch (= |w·∂L/∂(w⊙m)|), previous mask multiplied in."""
+    """`snip` (`pruner.py:58-135`): |∂L/∂m| at the current mask on one batch (= |w·∂L/∂(w⊙m)|), previous mask
+    multiplied in; BatchNorm in training mode, as the released scorer."""
     weights = dict(model.named_parameters())
     originals = {name: weights[name].detach().clone() for name in masks}
     mask_vars = {name: masks[name].detach().clone().float().requires_grad_(True) for name in masks}
@@ -140,8 +158,9 @@ def snip_scores(model: nn.Module, masks: Masks, x: torch.Tensor, y: torch.Tensor
     for name in masks:
         parametrize.register_parametrization(modules[name.rsplit(".", 1)[0]], "weight", _Mask(mask_vars[name]))
     try:
-        loss = loss_fn(model, x, y)
-        grads = torch.autograd.grad(loss, [mask_vars[name] for name in masks])
+        with _scoring_in_training_mode(model):
+            loss = loss_fn(model, x, y)
+            grads = torch.autograd.grad(loss, [mask_vars[name] for name in masks])
     finally:
         for name in masks:
             parametrize.remove_parametrizations(modules[name.rsplit(".", 1)[0]], "weight", leave_parametrized=False)
@@ -154,10 +173,12 @@ def snip_scores(model: nn.Module, masks: Masks, x: torch.Tensor, y: torch.Tensor
 
 def taylor_scores(model: nn.Module, masks: Masks, x: torch.Tensor, y: torch.Tensor,
                   loss_fn: LossFn = cross_entropy_loss) -> dict[str, torch.Tensor]:
-    """`taylor1ScorerAbs`: per-weight first-order Taylor |w·∂L/∂w| on one batch, same protocol as SNIP."""
+    """`taylor1ScorerAbs`: per-weight first-order Taylor |w·∂L/∂w| on one batch, same protocol as SNIP (BatchNorm in
+    training mode)."""
     weights = dict(model.named_parameters())
-    loss = loss_fn(model, x, y)
-    grads = torch.autograd.grad(loss, [weights[name] for name in masks])
+    with _scoring_in_training_mode(model):
+        loss = loss_fn(model, x, y)
+        grads = torch.autograd.grad(loss, [weights[name] for name in masks])
     return {name: (weights[name].detach() * grad).abs() * masks[name]
             for name, grad in zip(masks, grads, strict=True)}
 
@@ -261,10 +282,13 @@ def nrs_channel_scores(model: nn.Sequential, x: torch.Tensor, eps: float, channe
 
 
 def refill_scores(model: nn.Module, channel_masks: Masks, imp_amount: float = 0.2) -> dict[str, torch.Tensor]:
-    """IMP-Refill: 20 % global IMP of the conv weights, then channel score = mean |w| of its filter."""
+    """IMP-Refill (`pruner.py:182-186, 197-256`): global IMP of `imp_amount` of the *remaining* conv weights (the
+    filters of surviving channels: the released code masks a pruned channel's filter), then channel score = mean |w|
+    of its IMP-pruned filter (0 for a pruned channel)."""
     conv_names = _conv_before_bn(model)
     weights = dict(model.named_parameters())
-    conv_masks = {conv: torch.ones_like(weights[conv]) for conv in conv_names.values()}
+    conv_masks = {conv: channel_masks[bn].view(-1, 1, 1, 1).expand_as(weights[conv]).clone()
+                  if bn in channel_masks else torch.ones_like(weights[conv]) for bn, conv in conv_names.items()}
     imp = prune_lowest(magnitude_scores(model, conv_masks), conv_masks, imp_amount)
     return {bn: (weights[conv].detach() * imp[conv]).abs().mean(dim=(1, 2, 3))
             for bn, conv in conv_names.items() if bn in channel_masks}

@@ -164,19 +164,23 @@ def robust_score_loss(mode: str, eps: float, num_classes: int):
 
 def ibp_robust_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, eps: float,
                     num_classes: int) -> torch.Tensor:
-    """IBP robust CE (`lirpa_train.py` at κ = 0): margins e_y − e_j bounded by IBP, spec folded into the last layer."""
+    """IBP robust CE (`lirpa_train.py` at κ = 0): margins e_y − e_j bounded by IBP, spec folded into the last layer.
+
+    A model in training mode normalises its BatchNorms with the batch statistics (auto_LiRPA's BN node in training,
+    as the released scoring runs it), one in eval mode with the running statistics.
+    """
+    from certified_pruning.affine_net import interval_affine
     from certified_pruning.train import interval_relu_inputs
 
-    *_, (lower, upper, _) = interval_relu_inputs(model, x, eps)
+    *_, (lower, upper, _) = interval_relu_inputs(model, x, eps, batch_statistics=model.training)
     lower, upper = lower.clamp(min=0), upper.clamp(min=0)
     last = model[-1]
     eye = torch.eye(num_classes, dtype=x.dtype)
     spec = eye[y].unsqueeze(1) - eye.unsqueeze(0)  # (B, classes, classes): row j = e_y − e_j
     weight = spec @ last.weight  # (B, classes, features)
     bias = spec @ last.bias
-    center, radius = (upper + lower) / 2, (upper - lower) / 2
-    margin_lower = (weight @ center.unsqueeze(-1)).squeeze(-1) - (weight.abs() @ radius.unsqueeze(-1)).squeeze(-1)
-    margin_lower = margin_lower + bias
+    margin_lower, _ = interval_affine(lower, upper, lambda c: (weight @ c.unsqueeze(-1)).squeeze(-1) + bias,
+                                      lambda r: (weight.abs() @ r.unsqueeze(-1)).squeeze(-1))
     # CE over [0, −lb_j for j ≠ y]: the j = y row is the constant 0 already
     return F.cross_entropy(-margin_lower, y)
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from repro_shared.errors import ConfigError
 from torch import nn
 
+from certified_pruning.affine_net import dense_interval, interval_affine
 from certified_pruning.bounds import LinfBall, bounded_module, margin_spec
 
 MODES = ("natural", "fgsm", "crown-ibp")
@@ -91,10 +92,9 @@ def fgsm_gradalign_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
     x + δ kept in [0, 1]; loss = CE(f(x+δ)) + λ·(1 − mean cos(g, g₂)) over the samples whose two gradients are both
     non-zero, g₂ = ∇_δ CE at a uniform δ ∈ [−ε, ε] with the graph kept (double back-propagation runs through g₂
     only). Forward passes in the released order: clean, adversarial, random. The released code's ≈2x-input bug is
-    not reproduced.
+    not reproduced. At ε = 0 (the schedule's warm-up) the same three passes run, as in the released loop (δ = 0,
+    both gradients equal, the term is ≈ 0); they matter for the BatchNorm running statistics.
     """
-    if eps <= 0:
-        return F.cross_entropy(model(x), y)
     gradient = _perturbation_gradient(model, x, y, torch.zeros_like(x), create_graph=False).detach()
     delta = (1.25 * eps * gradient.sign()).clamp(-eps, eps)
     adversarial = (x + delta).clamp(0, 1).detach()
@@ -111,35 +111,46 @@ def fgsm_gradalign_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
     return loss
 
 
-def interval_relu_inputs(model: nn.Sequential, x: torch.Tensor, eps: float) -> list[tuple]:
-    """IBP through a Sequential with BN in inference form: (lower, upper, BN module or None) of every ReLU input.
+def interval_relu_inputs(model: nn.Sequential, x: torch.Tensor, eps: float,
+                         batch_statistics: bool = False) -> list[tuple]:
+    """IBP through a Sequential of Conv2d / BatchNorm2d / ReLU / Flatten / Linear: (lower, upper, BN module or None)
+    of every ReLU input, over the ε-ball around x clipped to [0, 1].
 
-    As `bound_prop.py:11-49`: interval arithmetic per layer; the BN uses running statistics.
+    As `bound_prop.py:11-49`: interval arithmetic per layer, the BN in inference form with its running statistics.
+    batch_statistics=True instead normalises each BN with the mean and (biased) variance of the clean batch x at
+    that layer, as auto_LiRPA's BatchNorm node does in training mode.
     """
     lower, upper = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
+    clean = x if batch_statistics else None
     records, previous = [], None
     for module in model:
         if isinstance(module, nn.ReLU):
             records.append((lower, upper, previous if isinstance(previous, nn.BatchNorm2d) else None))
             lower, upper = lower.clamp(min=0), upper.clamp(min=0)
-        elif isinstance(module, nn.Flatten):
-            lower, upper = module(lower), module(upper)
-        elif isinstance(module, nn.Conv2d | nn.Linear):
-            center, radius = (upper + lower) / 2, (upper - lower) / 2
-            weight = module.weight
+            clean = None if clean is None else clean.clamp(min=0)
+        elif isinstance(module, nn.Flatten | nn.Conv2d | nn.Linear):
             if isinstance(module, nn.Conv2d):
-                mid = module(center)
-                spread = F.conv2d(radius, weight.abs(), None, module.stride, module.padding)
+                weight = module.weight
+                lower, upper = interval_affine(lower, upper, module, lambda r, w=weight, m=module: F.conv2d(
+                    r, w.abs(), None, m.stride, m.padding, m.dilation, m.groups))
+            elif isinstance(module, nn.Linear):
+                lower, upper = dense_interval(lower, upper, module.weight, module.bias)
             else:
-                mid, spread = module(center), radius @ weight.abs().T
-            lower, upper = mid - spread, mid + spread
+                lower, upper = module(lower), module(upper)
+            clean = None if clean is None else module(clean)
         elif isinstance(module, nn.BatchNorm2d):
-            scale = (module.weight / (module.running_var + module.eps).sqrt()).view(1, -1, 1, 1)
-            shift = module.bias.view(1, -1, 1, 1) - module.running_mean.view(1, -1, 1, 1) * scale
+            if clean is None:
+                mean, var = module.running_mean, module.running_var
+            else:
+                mean, var = clean.mean(dim=(0, 2, 3)), clean.var(dim=(0, 2, 3), unbiased=False)
+            scale = (module.weight / (var + module.eps).sqrt()).view(1, -1, 1, 1)
+            shift = module.bias.view(1, -1, 1, 1) - mean.view(1, -1, 1, 1) * scale
             lower, upper = torch.minimum(lower * scale, upper * scale) + shift, torch.maximum(
                 lower * scale, upper * scale) + shift
+            clean = None if clean is None else clean * scale + shift
         else:
-            raise ConfigError(f"layer type {type(module).__name__} is not supported by the NRS interval pass")
+            raise ConfigError(f"layer type {type(module).__name__} is not supported by the interval pass "
+                              "(supported: Conv2d, BatchNorm2d, ReLU, Flatten, Linear)")
         previous = module
     return records
 
@@ -252,7 +263,9 @@ def train_model(model: nn.Sequential, images: torch.Tensor, labels: torch.Tensor
                 loss = crown_ibp_loss(trainee, x, y, eps, config.eps, num_classes)
             else:
                 loss = F.cross_entropy(model(x), y)
-            if config.nrs_weight > 0:
+            # NRS: every batch in FGSM mode (fgsm_train.py:398-402), only the robust (ε > 0) batches in CROWN-IBP
+            # mode (lirpa_train.py adds it inside `batch_method == 'robust'`)
+            if config.nrs_weight > 0 and (config.mode != "crown-ibp" or eps > 0):
                 if config.mode == "crown-ibp":  # the NRS interval pass reads the plain model's running statistics
                     _copy_buffers(trainee, model)
                 loss = loss + config.nrs_weight * nrs_loss(model, x, config.eps, config.gamma_pow)
