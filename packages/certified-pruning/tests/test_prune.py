@@ -262,3 +262,29 @@ def test_compressed_model_computes_the_same_function_with_fewer_channels(input_s
     widths = [m.out_channels for m in compact if isinstance(m, nn.Conv2d)]
     assert widths == [int(masks[name].sum()) for name in ("1", "4", "7", "10", "13")]
     assert sum(widths) < sum(m.out_channels for m in model if isinstance(m, nn.Conv2d))
+
+
+def test_lottery_loop_resumed_after_a_trained_round_equals_the_uninterrupted_loop():
+    """The one lottery loop (`iterative_pruning`, also behind the `pruning` experiment's units) resumes exactly."""
+    import copy
+
+    images, labels = _data()
+    config = PruneConfig(method="imp", rate=0.5, rounds=3)
+    model = small_bn_cnn(11).train()
+    theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    fresh = copy.deepcopy(model)
+    seen = {}
+
+    def record(round_index, trained, masks, seconds):
+        assert seconds >= 0
+        seen[round_index] = (copy.deepcopy(trained.state_dict()), {k: m.clone() for k, m in masks.items()})
+
+    iterative_pruning(model, images, labels, _tiny_train_config(), 10, config, score_batch=8, on_round=record)
+    assert sorted(seen) == [0, 1, 2]
+    fresh.load_state_dict(seen[1][0])
+    history = iterative_pruning(fresh, images, labels, _tiny_train_config(), 10, config, score_batch=8,
+                                initial_state=theta0, start_round=2, masks=seen[1][1])
+    assert [h["round"] for h in history] == [2]
+    for key, value in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+    assert abs(history[0]["sparsity"] - 0.75) < 1e-3

@@ -228,3 +228,46 @@ def test_gradalign_loss_and_gradients_equal_the_released_code_with_the_clean_gra
     fgsm_gradalign_loss(plain_model, x, y, 0.1, 0.0).backward()
     assert max((a.grad - b.grad).abs().max() for a, b in
                zip(ours_model.parameters(), plain_model.parameters(), strict=True)) > 1e-4
+
+
+def test_interval_step_by_hand_and_both_network_forms_agree():
+    from certified_pruning.affine_net import interval_affine, to_affine_relu_network
+    from certified_pruning.relaxation import interval_bounds
+
+    # hand-computed: W = [[1, -2]], b = 0.5 on [0, 1] × [1, 3] → centre (0.5, 2), radius (0.5, 1)
+    weight, bias = torch.tensor([[1.0, -2.0]]), torch.tensor([0.5])
+    lower, upper = interval_affine(torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 3.0]]),
+                                   lambda c: c @ weight.T + bias, lambda r: r @ weight.abs().T)
+    assert lower.item() == pytest.approx(0.5 - 4 + 0.5 - 0.5 - 2) and upper.item() == pytest.approx(-3 + 2.5)
+    # the Sequential pass (training's NRS / robust loss) and the dense pass (verifier, MILP) give the same bounds
+    model = small_bn_cnn(10)
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(10))
+    sequential = interval_relu_inputs(model, x, 0.03)
+    network = to_affine_relu_network(model, (1, 8, 8))
+    dense = interval_bounds(network, (x - 0.03).clamp(0, 1).flatten(1).double(),
+                            (x + 0.03).clamp(0, 1).flatten(1).double())
+    assert len(sequential) == len(dense.lowers)
+    for (lo, up, _), dense_lower, dense_upper in zip(sequential, dense.lowers, dense.uppers, strict=True):
+        torch.testing.assert_close(lo.flatten(1).double(), dense_lower, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(up.flatten(1).double(), dense_upper, atol=1e-4, rtol=1e-4)
+
+
+def test_interval_pass_with_batch_statistics_is_the_training_mode_forward_at_zero_radius():
+    import copy
+
+    model = small_bn_cnn(12)
+    x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(12))
+    captured = []
+    trained = copy.deepcopy(model).train()
+    hooks = [m.register_forward_hook(lambda mod, inp, out: captured.append(inp[0]))
+             for m in trained if isinstance(m, nn.ReLU)]
+    with torch.no_grad():
+        trained(x)
+    for hook in hooks:
+        hook.remove()
+    records = interval_relu_inputs(model, x, 0.0, batch_statistics=True)
+    for (lower, upper, _), value in zip(records, captured, strict=True):
+        torch.testing.assert_close(lower, value, atol=1e-5, rtol=0)
+        torch.testing.assert_close(upper, value, atol=1e-5, rtol=0)
+    running = interval_relu_inputs(model, x, 0.0)  # running statistics: a different normalisation
+    assert (running[0][0] - captured[0]).abs().max() > 1e-3

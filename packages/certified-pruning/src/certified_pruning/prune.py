@@ -402,24 +402,37 @@ def lottery_round(model: nn.Module, initial_state: dict[str, torch.Tensor], mask
 
 def iterative_pruning(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, train_config: TrainConfig,
                       num_classes: int, config: PruneConfig, loss_fn: LossFn = cross_entropy_loss,
-                      score_batch: int = 128, on_round=None) -> list[dict]:
-    """The released lottery-ticket loop: train (fresh optimiser/schedules via train_model), prune, rewind; repeat.
+                      score_batch: int = 128, on_round=None, *, round_config=None,
+                      initial_state: dict[str, torch.Tensor] | None = None, start_round: int = 0,
+                      masks: Masks | None = None) -> list[dict]:
+    """The released lottery-ticket loop (`fgsm_train.py:158-356`, `lirpa_train.py:387-541`): for each round, prune the
+    trained previous round and rewind to θ₀ ⊙ m (rounds ≥ 1), then train with a fresh optimiser and schedules.
 
-    Round 0 is dense; after the last trained round nothing is pruned. `on_round(r, model, masks)` may save checkpoints.
-    Returns per round: the round index, the sparsity of its masks and a copy of the masks.
+    Round 0 is dense; after the last trained round nothing is pruned. `round_config(r)` gives round r's TrainConfig
+    (default `train_config` every round); `on_round(r, model, masks, train_seconds)` may checkpoint and verify.
+    To resume, pass θ₀ (`initial_state`), the masks of the last trained round, the model holding that round's
+    trained weights, and `start_round` = that round + 1. Returns per trained round: its index, the sparsity of its
+    masks, a copy of the masks.
     """
-    initial_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
-    masks = initial_masks(model, config)
+    import time
+
+    initial_state = initial_state if initial_state is not None else {
+        key: value.detach().clone() for key, value in model.state_dict().items()}
+    masks = masks if masks is not None else initial_masks(model, config)
+    round_config = round_config or (lambda round_index: train_config)
     x, y = images[:score_batch], labels[:score_batch]
     history = []
-    for round_index in range(config.rounds):
-        train_model(model, images, labels, train_config, num_classes, masks=train_masks(masks, config))
+    for round_index in range(start_round, config.rounds):
+        if round_index > 0:
+            masks = lottery_round(model, initial_state, masks, config, x, y, loss_fn, round_index - 1,
+                                  (images, labels))
+        started = time.perf_counter()
+        train_model(model, images, labels, round_config(round_index), num_classes, masks=train_masks(masks, config))
+        seconds = time.perf_counter() - started
         history.append({"round": round_index, "sparsity": sparsity(masks),
                         "masks": {name: mask.clone() for name, mask in masks.items()}})
         if on_round is not None:
-            on_round(round_index, model, masks)
-        if round_index + 1 < config.rounds:
-            masks = lottery_round(model, initial_state, masks, config, x, y, loss_fn, round_index, (images, labels))
+            on_round(round_index, model, masks, seconds)
     return history
 
 

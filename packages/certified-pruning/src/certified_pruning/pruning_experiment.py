@@ -324,8 +324,7 @@ def verify_point(grid: GridContext, model: nn.Sequential, masks: dict, mode: str
 
 def run_unit(grid: GridContext, mode: str, method: str) -> None:
     """One (mode, method) lottery loop, checkpointed after every trained round."""
-    from certified_pruning.prune import initial_masks, lottery_round, train_masks
-    from certified_pruning.train import train_model
+    from certified_pruning.prune import initial_masks, iterative_pruning
 
     config, split, ctx = grid.config, grid.split, grid.ctx
     rounds_method = "imp" if method == "dense" else method
@@ -349,20 +348,19 @@ def run_unit(grid: GridContext, mode: str, method: str) -> None:
         masks, start, train_seconds = saved["masks"], saved["round"] + 1, saved.get("train_seconds", 0.0)
         _verify_if_missing(grid, model, masks, mode, point_name(method, saved["round"]), saved["round"],
                            train_seconds)
-    x, y = split.train_images[:config.score_batch], split.train_labels[:config.score_batch]
-    for round_index in range(start, rounds):
-        if round_index > 0:  # prune the trained previous round, rewind to θ₀ ⊙ m
-            masks = lottery_round(model, initial_state, masks, prune, x, y, loss_fn, round_index - 1,
-                                  (split.train_images, split.train_labels))
-        started = time.perf_counter()
+
+    def round_config(round_index: int):
         prestep = round(config.fgsm_rewind_fraction * train.epochs) if mode == "fgsm" and round_index > 0 else 0
-        train_model(model, split.train_images, split.train_labels,
-                    replace(train, seed=ctx.seed + round_index, lr_prestep_epochs=prestep),
-                    split.num_classes, masks=train_masks(masks, prune))
-        train_seconds = time.perf_counter() - started
+        return replace(train, seed=ctx.seed + round_index, lr_prestep_epochs=prestep)
+
+    def checkpoint_and_verify(round_index: int, model: nn.Sequential, masks: dict, seconds: float) -> None:
         io.atomic_torch_save({"model": model.state_dict(), "masks": masks, "round": round_index,
-                              "train_seconds": train_seconds}, grid.checkpoint_path(mode, method))
-        _verify_if_missing(grid, model, masks, mode, point_name(method, round_index), round_index, train_seconds)
+                              "train_seconds": seconds}, grid.checkpoint_path(mode, method))
+        _verify_if_missing(grid, model, masks, mode, point_name(method, round_index), round_index, seconds)
+
+    iterative_pruning(model, split.train_images, split.train_labels, train, split.num_classes,
+                      replace(prune, rounds=rounds), loss_fn, config.score_batch, checkpoint_and_verify,
+                      round_config=round_config, initial_state=initial_state, start_round=start, masks=masks)
 
 
 def point_name(method: str, round_index: int) -> str:
