@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from repro_shared.errors import ConfigError
 from torch import nn
 
+from certified_pruning.checks import AT_LEAST_ONE, NON_NEGATIVE, OPEN_FRACTION, POSITIVE, check_fields
 from certified_pruning.train import TrainConfig, interval_relu_inputs, train_model
 
 Masks = dict[str, torch.Tensor]
@@ -336,8 +337,8 @@ class PruneConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"method={self.method!r}: choose one of {METHODS}")
-        if not 0 < self.rate < 1 or self.rounds < 1:
-            raise ConfigError(f"{self}: rate must be in (0, 1) and rounds >= 1")
+        check_fields(self, {"rate": OPEN_FRACTION, "rounds": AT_LEAST_ONE, "eps": POSITIVE,
+                            "hydra_epochs": NON_NEGATIVE})
 
 
 def initial_masks(model: nn.Module, config: PruneConfig) -> Masks:

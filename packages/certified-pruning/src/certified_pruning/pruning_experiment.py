@@ -27,6 +27,7 @@ from repro_shared import io
 from repro_shared.errors import ConfigError
 from torch import nn
 
+from certified_pruning.checks import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, check_fields
 from certified_pruning.prune import STRUCTURED
 from certified_pruning.train import MODES
 
@@ -92,12 +93,19 @@ class PruningConfig:
             if not 0 < value < 1:
                 raise ConfigError(f"{name}={value}: the sparsity step (fraction of the remaining weights or channels "
                                   "pruned per round) must lie strictly between 0 and 1")
-        if min(self.rounds, self.structured_rounds, self.images, self.fgsm_epochs, self.crown_epochs) < 1:
-            raise ConfigError(f"{self}: rounds, structured_rounds, images and epochs must be at least 1")
-        if not self.timeout > 0:
-            raise ConfigError(f"timeout={self.timeout}: seconds per image must be positive")
-        if self.bab_domains < 1:
-            raise ConfigError(f"bab_domains={self.bab_domains}: the per-image branch-and-bound budget must be >= 1")
+        check_fields(self, {
+            "rounds": AT_LEAST_ONE, "structured_rounds": AT_LEAST_ONE, "fc_width": AT_LEAST_ONE,
+            "batch_size": AT_LEAST_ONE, "fgsm_epochs": AT_LEAST_ONE, "fgsm_learning_rate": POSITIVE,
+            "crown_epochs": AT_LEAST_ONE, "crown_learning_rate": POSITIVE, "schedule_start_fraction": FRACTION,
+            "schedule_length_fraction": POSITIVE, "nrs_weight_fgsm": NON_NEGATIVE, "nrs_weight_crown": NON_NEGATIVE,
+            "slim_weight": NON_NEGATIVE, "fgsm_rewind_fraction": FRACTION, "hydra_epochs": NON_NEGATIVE,
+            "score_batch": AT_LEAST_ONE, "images": AT_LEAST_ONE,
+            "bab_domains": (AT_LEAST_ONE[0], "the per-image branch-and-bound budget must be >= 1"),
+            "timeout": (POSITIVE[0], "the wall-clock safety net (seconds per image) must be > 0"),
+            "pgd_steps": NON_NEGATIVE, "pgd_restarts": AT_LEAST_ONE, "alpha_iterations": NON_NEGATIVE,
+            "batch_domains": AT_LEAST_ONE})
+        if not self.channels or min(self.channels) < 1:
+            raise ConfigError(f"channels={self.channels}: five positive channel counts")
         if self.headline_method not in GRID_METHODS:
             raise ConfigError(f"headline_method={self.headline_method!r} is not a pruning method",
                               f"choose from {GRID_METHODS}")

@@ -16,6 +16,15 @@ from torch import nn
 
 from certified_pruning.affine_net import dense_interval, interval_affine
 from certified_pruning.bounds import LinfBall, bounded_module, margin_spec
+from certified_pruning.checks import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    OPEN_FRACTION,
+    POSITIVE,
+    check_choice,
+    check_fields,
+)
 
 MODES = ("natural", "fgsm", "crown-ibp")
 
@@ -44,12 +53,15 @@ class TrainConfig:
     seed: int = 100
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"mode={self.mode!r}: choose one of {MODES}")
+        check_choice("mode", self.mode, MODES)
         if self.mode != "natural" and not self.eps > 0:
             raise ConfigError(f"eps={self.eps}: the perturbation radius must be positive")
-        if self.epochs < 1 or self.batch_size < 1 or self.schedule_start < 1 or self.schedule_length < 1:
-            raise ConfigError(f"{self}: epochs, batch_size and the schedule must be positive")
+        check_fields(self, {"epochs": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE, "learning_rate": POSITIVE,
+                            "momentum": FRACTION, "weight_decay": NON_NEGATIVE, "grad_clip": POSITIVE,
+                            "grad_align_lambda": NON_NEGATIVE, "schedule_start": AT_LEAST_ONE,
+                            "schedule_length": AT_LEAST_ONE, "schedule_mid": OPEN_FRACTION,
+                            "nrs_weight": NON_NEGATIVE, "gamma_pow": NON_NEGATIVE, "slim_weight": NON_NEGATIVE,
+                            "lr_prestep_epochs": NON_NEGATIVE})
 
 
 def smoothed_eps(step: int, steps_per_epoch: int, eps_max: float, start: int, length: int, mid: float = 0.4,

@@ -31,6 +31,7 @@ from torch import nn
 from certified_pruning.affine_net import AffineReluNetwork, to_affine_relu_network
 from certified_pruning.attack import pgd_attack
 from certified_pruning.bounds import LinfBall, check_supported
+from certified_pruning.checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_fields
 from certified_pruning.milp import leaf_lp_minimum
 from certified_pruning.relaxation import LayerBounds, backward_lower_bound, crown_layer_bounds, optimise_alpha
 
@@ -57,10 +58,9 @@ class VerifierConfig:
     def __post_init__(self) -> None:
         if not self.eps > 0:
             raise ConfigError(f"eps={self.eps}: the perturbation radius must be positive")
-        if self.timeout <= 0 or self.batch_domains < 1 or self.max_domains < 1:
-            raise ConfigError(f"{self}: timeout, batch_domains and max_domains must be positive")
-        if self.pgd_steps < 0 or self.pgd_restarts < 1 or self.alpha_iterations < 0:
-            raise ConfigError(f"{self}: pgd_steps/alpha_iterations must be >= 0 and pgd_restarts >= 1")
+        check_fields(self, {"timeout": POSITIVE, "batch_domains": AT_LEAST_ONE, "max_domains": AT_LEAST_ONE,
+                            "pgd_steps": NON_NEGATIVE, "pgd_restarts": AT_LEAST_ONE,
+                            "alpha_iterations": NON_NEGATIVE, "alpha_lr": POSITIVE})
 
     @property
     def ball(self) -> LinfBall:
