@@ -83,6 +83,7 @@ class ImageResult:
     open_labels: list[int] = field(default_factory=list)  # labels α-CROWN left to branch and bound
     counterexample: list[float] | None = None  # a point in the ball whose prediction is not the label
     clock_stop: bool = False  # the wall-clock safety net, not the domain budget, ended this image
+    bab_seconds: float = 0.0  # of `seconds`, the time spent in branch and bound (after the clean/PGD/α-CROWN filters)
 
     @property
     def verified(self) -> bool:
@@ -279,19 +280,24 @@ def verify_image(model: nn.Module, network: AffineReluNetwork, x: torch.Tensor, 
         return finish("verified", "alpha-crown", prediction, domains=0, **common)
     open_labels.sort(key=lambda j: float(pgd_margins[others.index(j)]))  # most attackable first
     domains, status = 0, "verified"
+    bab_started = time.perf_counter()
+    common["bab_seconds"] = 0.0
+
+    def finish_bab(status: str, **extra) -> ImageResult:
+        common["bab_seconds"] = time.perf_counter() - bab_started
+        return finish(status, "bab", prediction, domains=domains, **common, **extra)
+
     for other in open_labels:
         outcome = branch_and_bound(network.with_spec((eye[label] - eye[other]).unsqueeze(0)), flat_lower, flat_upper,
                                    root, deadline, config.batch_domains, config.max_domains - domains)
         domains += outcome.domains
         if outcome.status == "falsified":
             if _confirmed_counterexample(network, outcome.counterexample, label):
-                return finish("falsified", "bab", prediction, domains=domains, **common,
-                              counterexample=outcome.counterexample.flatten().tolist())
+                return finish_bab("falsified", counterexample=outcome.counterexample.flatten().tolist())
             status = "unknown"
         elif outcome.status != "verified":
-            return finish(outcome.status, "bab", prediction, domains=domains, clock_stop=outcome.clock_stop,
-                          **common)
-    return finish(status, "bab", prediction, domains=domains, **common)
+            return finish_bab(outcome.status, clock_stop=outcome.clock_stop)
+    return finish_bab(status)
 
 
 def _confirmed_counterexample(network: AffineReluNetwork, point: torch.Tensor, label: int) -> bool:
