@@ -32,6 +32,7 @@ class VerifyDenseConfig:
     pgd_steps: int = 100
     pgd_restarts: int = 20
     alpha_iterations: int = 20
+    verifier_memory_gib: float = 8.0  # preflight: refuse a network whose dense verification would need more
 
     def __post_init__(self) -> None:
         from certified_pruning.checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_choice, check_fields
@@ -51,8 +52,12 @@ class VerifyDenseConfig:
 def check_verify_dense(config: VerifyDenseConfig, ctx) -> None:
     """Fail at once for a dataset that cannot be loaded (offline: the paper's Hub datasets not in the HF cache)."""
     from certified_pruning.data import check_dataset
+    from certified_pruning.pruning_experiment import check_scale
+    from certified_pruning.verify import VerifierConfig
 
     check_dataset(config.dataset)
+    check_scale(config.dataset, config.channels, config.fc_width, VerifierConfig(eps=1.0).batch_domains,
+                config.verifier_memory_gib, ctx)
 
 
 def run_verify_dense(config: VerifyDenseConfig, ctx) -> dict:

@@ -78,6 +78,7 @@ class PruningConfig:
     make_figures: bool = True
     # the pre-registered pruning method of the headline claims (its highest sparsity against the dense model)
     headline_method: str = "random"
+    verifier_memory_gib: float = 8.0  # preflight: refuse a network whose dense verification would need more
 
     def __post_init__(self) -> None:
         if not self.eps > 0:
@@ -103,7 +104,7 @@ class PruningConfig:
             "bab_domains": (AT_LEAST_ONE[0], "the per-image branch-and-bound budget must be >= 1"),
             "timeout": (POSITIVE[0], "the wall-clock safety net (seconds per image) must be > 0"),
             "pgd_steps": NON_NEGATIVE, "pgd_restarts": AT_LEAST_ONE, "alpha_iterations": NON_NEGATIVE,
-            "batch_domains": AT_LEAST_ONE})
+            "batch_domains": AT_LEAST_ONE, "verifier_memory_gib": POSITIVE})
         if not self.channels or min(self.channels) < 1:
             raise ConfigError(f"channels={self.channels}: five positive channel counts")
         if self.headline_method not in GRID_METHODS:
@@ -397,10 +398,27 @@ def _load(path: Path) -> dict | None:
 # ---------------------------------------------------------------- the experiment
 
 def check_pruning(config: PruningConfig, ctx) -> None:
-    """Preflight: the dataset must be loadable (offline, a Hub dataset fails here at once)."""
+    """Preflight: the dataset must be loadable (offline, a Hub dataset fails here at once) and the dense network
+    small enough for the dense verifier (`verifier_memory_gib`); the package computes on the CPU."""
     from certified_pruning.data import check_dataset
 
     check_dataset(config.dataset)
+    check_scale(config.dataset, config.channels, config.fc_width, config.batch_domains, config.verifier_memory_gib,
+                ctx)
+
+
+def check_scale(dataset: str, channels: tuple[int, ...], fc_width: int, batch_domains: int, memory_gib: float,
+                ctx) -> None:
+    """The dense verifier's memory preflight, and a note that `--device` is not used (everything runs on the CPU)."""
+    from certified_pruning.data import INPUT_SHAPES
+    from certified_pruning.models import layer_sizes, model_config_for
+    from certified_pruning.verify import check_verifier_memory
+
+    shape = INPUT_SHAPES[dataset]
+    check_verifier_memory(layer_sizes(model_config_for(shape, 10, channels, fc_width)), batch_domains, memory_gib)
+    device = getattr(ctx, "device", None)
+    if device is not None and device.type != "cpu":
+        ctx.log.warning("certified-pruning trains and verifies on the CPU: --device %s is not used", device)
 
 
 def run_pruning(config: PruningConfig, ctx) -> dict:

@@ -67,6 +67,24 @@ class VerifierConfig:
         return LinfBall(self.eps, self.input_lower, self.input_upper)
 
 
+def dense_verifier_bytes(layer_sizes: list[int], batch_domains: int) -> int:
+    """Memory the dense verifier needs, roughly: float64 composed affine maps (n_k × n_(k-1) for consecutive layer
+    sizes, input first) plus the CROWN coefficients of one batch of domains when bounding the widest layer
+    (batch · 2 · widest · widest input-or-hidden layer)."""
+    maps = sum(after * before for before, after in itertools.pairwise(layer_sizes))
+    widest_hidden, widest = max(layer_sizes[1:-1], default=0), max(layer_sizes[:-1])
+    return 8 * (maps + batch_domains * 2 * widest_hidden * widest)
+
+
+def check_verifier_memory(layer_sizes: list[int], batch_domains: int, limit_gib: float) -> None:
+    """Refuse, before any training, a network whose dense verification would need more than `limit_gib` GiB."""
+    need = dense_verifier_bytes(layer_sizes, batch_domains) / 2**30
+    if need > limit_gib:
+        raise ConfigError(f"verifying this network ({sum(layer_sizes[1:-1]):,} ReLUs, batches of {batch_domains} "
+                          f"domains) needs about {need:,.1f} GiB in the dense verifier, over verifier_memory_gib="
+                          f"{limit_gib}", "the dense verifier is for networks of a few thousand ReLUs")
+
+
 @dataclass
 class ImageResult:
     """What the verifier records for one image."""
