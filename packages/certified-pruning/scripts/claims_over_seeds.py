@@ -38,6 +38,12 @@ def main(paths: list[str]) -> None:
         print(text_table(summarise_claims(group)))
         for summary in summarise_claims(group):
             print(f"    {summary.name}: per seed {list(summary.measured)}")
+            for run in group:  # each run's own paired bootstrap interval over its items, where it has one
+                for claim in run.claims:
+                    if claim["name"] == summary.name and claim.get("interval"):
+                        low, high = claim["interval"]
+                        print(f"      seed {run.seed}: effect {claim['effect']:.3g}, item interval [{low:.3g}, "
+                              f"{high:.3g}]; {claim.get('note', '')}")
         print()
 
 
