@@ -271,3 +271,22 @@ def test_interval_pass_with_batch_statistics_is_the_training_mode_forward_at_zer
         torch.testing.assert_close(upper, value, atol=1e-5, rtol=0)
     running = interval_relu_inputs(model, x, 0.0)  # running statistics: a different normalisation
     assert (running[0][0] - captured[0]).abs().max() > 1e-3
+
+
+def test_nrs_enters_crown_ibp_training_only_on_robust_batches_and_fgsm_training_always():
+    from certified_pruning.models import ModelConfig, cifar_model_deep
+    from certified_pruning.train import train_model
+
+    images = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(16))
+    labels = torch.arange(32) % 10
+
+    def trained(mode: str, nrs_weight: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = cifar_model_deep(ModelConfig(in_channels=1, input_size=8, channels=(2, 2, 2, 2, 2), fc_width=8))
+        config = TrainConfig(mode=mode, eps=0.05, epochs=1, batch_size=16, learning_rate=1e-2, schedule_start=2,
+                             schedule_length=1, nrs_weight=nrs_weight)  # epoch 1 is all warm-up: ε = 0
+        train_model(model, images, labels, config, 10)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    assert torch.equal(trained("crown-ibp", 0.5), trained("crown-ibp", 0.0))  # lirpa_train: robust batches only
+    assert not torch.allclose(trained("fgsm", 0.5), trained("fgsm", 0.0))  # fgsm_train: every batch
