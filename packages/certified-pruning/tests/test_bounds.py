@@ -94,3 +94,19 @@ def test_bad_inputs_raise_clear_errors():
         to_affine_relu_network(model, (4,))
     with pytest.raises(ConfigError, match="unknown"):
         output_bounds(random_mlp(0, 4, (4,), 2), torch.zeros(1, 4), LinfBall(0.1), "DeepPoly")
+
+
+@pytest.mark.gpu
+def test_auto_lirpa_bounds_on_cuda_equal_the_cpu_bounds():
+    """The auto_LiRPA path (CROWN-IBP training's bounds) runs on a CUDA device and gives the CPU's bounds."""
+    import copy
+
+    model = small_bn_cnn(13)
+    x = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(13))
+    y = torch.tensor([1, 4, 7])
+    for method in ("IBP", "CROWN"):
+        cpu_lower, _ = output_bounds(model, x, LinfBall(0.03), method, margin_spec(y, 10))
+        cuda_lower, _ = output_bounds(copy.deepcopy(model).cuda(), x.cuda(), LinfBall(0.03), method,
+                                      margin_spec(y.cuda(), 10))
+        assert cuda_lower.device.type == "cuda"
+        torch.testing.assert_close(cuda_lower.cpu(), cpu_lower, atol=1e-4, rtol=1e-4)

@@ -29,3 +29,15 @@ def test_paper_scale_fails_fast_with_a_clear_message(monkeypatch):
         check_verify_dense(verify_dense.configs["paper"], None)
     with pytest.raises(ConfigError, match="verify_eps"):
         VerifyDenseConfig(verify_eps=0)
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"train_mode": "pgd"}, r"^train_mode='pgd': choose one of natural, fgsm, crown-ibp$"),
+    ({"timeout": -1.0}, r"^timeout=-1.0: must be > 0$"),
+    ({"pgd_restarts": 0}, r"^pgd_restarts=0: must be an integer >= 1$"),
+    ({"learning_rate": -0.05}, r"^learning_rate=-0.05: must be > 0$"),
+    ({"train_eps": 0.0}, r"^train_eps=0.0"),
+])
+def test_bad_verify_dense_settings_name_the_field(change, message):
+    with pytest.raises(ConfigError, match=message):
+        VerifyDenseConfig(**change)

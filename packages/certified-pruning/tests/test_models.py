@@ -37,3 +37,18 @@ def test_bad_model_configs_raise():
         ModelConfig(input_size=4)
     with pytest.raises(ConfigError, match="exactly 5"):
         ModelConfig(channels=(8, 8))
+
+
+def test_layer_sizes_and_the_dense_verifier_memory_preflight():
+    from certified_pruning.models import layer_sizes
+    from certified_pruning.pruning_experiment import check_scale
+    from certified_pruning.verify import dense_verifier_bytes
+
+    quick = layer_sizes(ModelConfig(in_channels=1, input_size=8, channels=(8, 16, 16, 32, 32), fc_width=32))
+    assert quick == [64, 512, 256, 256, 128, 32, 32, 10] and sum(quick[1:-1]) == 1216
+    assert sum(layer_sizes(ModelConfig())[1:-1]) == 75_876  # the paper's model, as count_relus
+    # hand: maps 2·3 + 3·1 = 9 entries; one domain batch of 2 · 2 · widest hidden 3 · widest 3 = 36; × 8 bytes
+    assert dense_verifier_bytes([2, 3, 1], 2) == 8 * (9 + 36)
+    check_scale("digits", (8, 16, 16, 32, 32), 32, 32, 8.0, None)  # the quick network passes
+    with pytest.raises(ConfigError, match=r"75,876 ReLUs.*GiB.*verifier_memory_gib=8.0"):
+        check_scale("cifar10", (32, 64, 64, 128, 128), 100, 512, 8.0, None)  # the paper's network is refused

@@ -262,3 +262,69 @@ def test_compressed_model_computes_the_same_function_with_fewer_channels(input_s
     widths = [m.out_channels for m in compact if isinstance(m, nn.Conv2d)]
     assert widths == [int(masks[name].sum()) for name in ("1", "4", "7", "10", "13")]
     assert sum(widths) < sum(m.out_channels for m in model if isinstance(m, nn.Conv2d))
+
+
+def test_lottery_loop_resumed_after_a_trained_round_equals_the_uninterrupted_loop():
+    """The one lottery loop (`iterative_pruning`, also behind the `pruning` experiment's units) resumes exactly."""
+    import copy
+
+    images, labels = _data()
+    config = PruneConfig(method="imp", rate=0.5, rounds=3)
+    model = small_bn_cnn(11).train()
+    theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    fresh = copy.deepcopy(model)
+    seen = {}
+
+    def record(round_index, trained, masks, seconds):
+        assert seconds >= 0
+        seen[round_index] = (copy.deepcopy(trained.state_dict()), {k: m.clone() for k, m in masks.items()})
+
+    iterative_pruning(model, images, labels, _tiny_train_config(), 10, config, score_batch=8, on_round=record)
+    assert sorted(seen) == [0, 1, 2]
+    fresh.load_state_dict(seen[1][0])
+    history = iterative_pruning(fresh, images, labels, _tiny_train_config(), 10, config, score_batch=8,
+                                initial_state=theta0, start_round=2, masks=seen[1][1])
+    assert [h["round"] for h in history] == [2]
+    for key, value in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+    assert abs(history[0]["sparsity"] - 0.75) < 1e-3
+
+
+def test_refill_imp_step_covers_only_the_filters_of_surviving_channels():
+    model = small_bn_cnn(14)
+    masks = dense_channel_masks(model)
+    masks["1"] = torch.tensor([1.0, 0.0, 1.0, 1.0])  # channel 1 of the first BN pruned in an earlier round
+    scores = refill_scores(model, masks, imp_amount=0.2)
+    conv_weights = [model[i].weight.detach() for i in (0, 3, 6, 9, 12)]
+    alive = [w for w in conv_weights]
+    alive[0] = torch.cat([conv_weights[0][:1], conv_weights[0][2:]])  # the pruned filter does not compete
+    magnitudes = torch.cat([w.abs().flatten() for w in alive])
+    threshold = magnitudes.sort().values[round(0.2 * magnitudes.numel()) - 1]
+    assert scores["1"][1] == 0  # a pruned channel scores 0 (it stays pruned)
+    for name, weight in zip(("1", "4"), conv_weights[:2], strict=True):
+        filtered = weight.abs() * (weight.abs() > threshold)
+        expected = filtered.mean(dim=(1, 2, 3)) * (masks[name] if name == "1" else 1)
+        torch.testing.assert_close(scores[name], expected)
+
+
+def test_snip_and_taylor_score_with_batch_statistics_and_leave_the_model_as_it_was():
+    import copy
+
+    model = small_bn_cnn(15)  # eval mode, running statistics far from this batch's
+    x, y = _data(16, 15)
+    masks = dense_masks(model)
+    before = copy.deepcopy(model.state_dict())
+    reference = copy.deepcopy(model).train()  # the released scorer's model.train()
+    weights = dict(reference.named_parameters())
+    grads = torch.autograd.grad(F.cross_entropy(reference(x), y), [weights[name] for name in masks])
+    expected = {name: (weights[name] * grad).abs() for name, grad in zip(masks, grads, strict=True)}
+    for scores in (taylor_scores(model, masks, x, y), snip_scores(model, masks, x, y)):
+        for name in masks:
+            torch.testing.assert_close(scores[name], expected[name].detach(), atol=1e-6, rtol=1e-5)
+    assert not model.training
+    assert all(torch.equal(value, before[key]) for key, value in model.state_dict().items())
+    eval_model = copy.deepcopy(model)
+    eval_weights = dict(eval_model.named_parameters())
+    eval_grads = torch.autograd.grad(F.cross_entropy(eval_model(x), y), [eval_weights[n] for n in masks])
+    first = next(iter(masks))
+    assert not torch.allclose((eval_weights[first] * eval_grads[0]).abs(), expected[first], atol=1e-4)

@@ -84,6 +84,12 @@ def test_resume_skips_done_points_and_retrains_nothing(tmp_path, monkeypatch):
     ({"rate": 1.0}, "rate=1.0: the sparsity step"),
     ({"structured_rate": 0.0}, "structured_rate=0.0"),
     ({"rounds": 0}, "rounds"),
+    ({"pgd_restarts": 0}, r"^pgd_restarts=0: must be an integer >= 1$"),
+    ({"timeout": -1.0}, r"^timeout=-1.0: the wall-clock safety net"),
+    ({"fgsm_learning_rate": -0.01}, r"^fgsm_learning_rate=-0.01: must be > 0$"),
+    ({"crown_learning_rate": 0.0}, r"^crown_learning_rate=0.0: must be > 0$"),
+    ({"nrs_weight_fgsm": -1.0}, r"^nrs_weight_fgsm=-1.0: must be >= 0$"),
+    ({"batch_domains": 0}, r"^batch_domains=0"),
 ])
 def test_bad_settings_are_refused_with_a_clear_message(change, message):
     with pytest.raises(ConfigError, match=message):
@@ -162,3 +168,17 @@ def test_units_share_the_dense_round_only_without_a_regulariser():
     assert pe.train_config(config, "fgsm", "imp", 0).nrs_weight == 0
     assert pe.prune_config(config, "nrs", 0).rate == config.structured_rate
     assert set(pe.GRID_METHODS) >= set(PRUNE_METHODS)  # the default grid runs every pruning method
+
+
+def test_bad_input_on_the_command_line_is_one_line_non_zero_and_writes_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "runs"
+    done = subprocess.run([sys.executable, "-m", "repro_shared.cli", "run", "certified-pruning:pruning", "--scale",
+                           "smoke", "--set", "pgd_restarts=0", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert errors == ["repro: error: pgd_restarts=0: must be an integer >= 1"]
+    assert not out.exists()

@@ -14,6 +14,19 @@ from repro_shared.errors import ConfigError
 from torch import nn
 
 
+def interval_affine(lower, upper, affine, affine_abs):
+    """Interval arithmetic through one affine map (IBP, Gowal et al. 2018, Eq. 6): the centre goes through the map,
+    the radius through its absolute value. `affine(c)` = W·c + b, `affine_abs(r)` = |W|·r (tensors or arrays)."""
+    center, radius = (upper + lower) / 2, (upper - lower) / 2
+    mid, spread = affine(center), affine_abs(radius)
+    return mid - spread, mid + spread
+
+
+def dense_interval(lower, upper, weight, bias):
+    """`interval_affine` for a dense matrix acting on row vectors (batch, inputs) @ Wᵀ + b."""
+    return interval_affine(lower, upper, lambda c: c @ weight.T + bias, lambda r: r @ abs(weight).T)
+
+
 @dataclass(frozen=True)
 class AffineReluNetwork:
     """f(x) = W_L relu(... relu(W_1 x + b_1) ...) + b_L with x flattened; `weights[k]` maps layer k to layer k+1."""

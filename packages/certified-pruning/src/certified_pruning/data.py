@@ -13,6 +13,9 @@ from repro_shared.data import load_hub_dataset, load_image_dataset
 from repro_shared.errors import ConfigError, NotFoundError
 
 BUNDLED_DATASETS = ("digits", "mnist5k")
+#: (C, H, W) of each dataset's images, known before loading (for preflight checks)
+INPUT_SHAPES = {"digits": (1, 8, 8), "mnist5k": (1, 28, 28), "cifar10": (3, 32, 32), "svhn": (3, 32, 32),
+                "fashion-mnist": (1, 28, 28)}
 # name -> (Hub dataset id, config, image column); the paper's datasets (dataset.py)
 HUB_DATASETS = {
     "cifar10": ("uoft-cs/cifar10", None, "img"),

@@ -32,20 +32,32 @@ class VerifyDenseConfig:
     pgd_steps: int = 100
     pgd_restarts: int = 20
     alpha_iterations: int = 20
+    verifier_memory_gib: float = 8.0  # preflight: refuse a network whose dense verification would need more
 
     def __post_init__(self) -> None:
-        if self.images < 1 or self.epochs < 1 or self.bab_domains < 1:
-            raise ConfigError(f"images={self.images}, epochs={self.epochs}, bab_domains={self.bab_domains}: "
-                              "must be positive")
+        from certified_pruning.checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_choice, check_fields
+
+        check_choice("train_mode", self.train_mode, ("natural", "fgsm", "crown-ibp"))
         if not self.verify_eps > 0:
             raise ConfigError(f"verify_eps={self.verify_eps}: the perturbation radius must be positive")
+        if self.train_mode != "natural" and not self.train_eps > 0:
+            raise ConfigError(f"train_eps={self.train_eps}: the training radius must be positive for "
+                              f"train_mode={self.train_mode!r}")
+        check_fields(self, {"epochs": AT_LEAST_ONE, "learning_rate": POSITIVE, "fc_width": AT_LEAST_ONE,
+                            "images": AT_LEAST_ONE, "bab_domains": AT_LEAST_ONE, "timeout": POSITIVE,
+                            "pgd_steps": NON_NEGATIVE, "pgd_restarts": AT_LEAST_ONE,
+                            "alpha_iterations": NON_NEGATIVE})
 
 
 def check_verify_dense(config: VerifyDenseConfig, ctx) -> None:
     """Fail at once for a dataset that cannot be loaded (offline: the paper's Hub datasets not in the HF cache)."""
     from certified_pruning.data import check_dataset
+    from certified_pruning.pruning_experiment import check_scale
+    from certified_pruning.verify import VerifierConfig
 
     check_dataset(config.dataset)
+    check_scale(config.dataset, config.channels, config.fc_width, VerifierConfig(eps=1.0).batch_domains,
+                config.verifier_memory_gib, ctx)
 
 
 def run_verify_dense(config: VerifyDenseConfig, ctx) -> dict:

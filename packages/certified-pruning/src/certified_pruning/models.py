@@ -50,6 +50,15 @@ def model_config_for(input_shape: tuple[int, ...], num_classes: int, channels: t
                        num_classes=num_classes)
 
 
+def layer_sizes(config: ModelConfig) -> list[int]:
+    """Neurons per layer of `cifar_model_deep`: the input, each ReLU layer, the logits (no model is built)."""
+    sizes, size = [config.in_channels * config.input_size**2], config.input_size
+    for width, (kernel, stride, padding) in zip(config.channels, _CONV_GEOMETRY, strict=True):
+        size = (size + 2 * padding - kernel) // stride + 1
+        sizes.append(width * size * size)
+    return [*sizes, config.fc_width, config.num_classes]
+
+
 def cifar_model_deep(config: ModelConfig = ModelConfig()) -> nn.Sequential:
     """Build `cifar_model_deep`: 5 × (Conv [-BN] -ReLU), Flatten, Linear-ReLU, Linear (FeedforwardNets.py:71)."""
     layers: list[nn.Module] = []

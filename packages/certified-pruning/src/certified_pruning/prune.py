@@ -14,6 +14,7 @@ can also revive a pruned unit whose score is not the lowest (see README "Deviati
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import torch
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from repro_shared.errors import ConfigError
 from torch import nn
 
+from certified_pruning.checks import AT_LEAST_ONE, NON_NEGATIVE, OPEN_FRACTION, POSITIVE, check_fields
 from certified_pruning.train import TrainConfig, interval_relu_inputs, train_model
 
 Masks = dict[str, torch.Tensor]
@@ -119,9 +121,26 @@ def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> to
     return F.cross_entropy(model(x), y)
 
 
+@contextmanager
+def _scoring_in_training_mode(model: nn.Module):
+    """The released scorer calls `model.train()` before the scoring loss (BatchNorm with batch statistics); the
+    running statistics that forward updates, and the module's mode, are restored afterwards."""
+    was_training = model.training
+    buffers = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
+    model.train()
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                buffer.copy_(buffers[name])
+        model.train(was_training)
+
+
 def snip_scores(model: nn.Module, masks: Masks, x: torch.Tensor, y: torch.Tensor,
                 loss_fn: LossFn = cross_entropy_loss) -> dict[str, torch.Tensor]:
-    """`snip`: |∂L/∂m| at the current mask on one batch (= |w·∂L/∂(w⊙m)|), previous mask multiplied in."""
+    """`snip` (`pruner.py:58-135`): |∂L/∂m| at the current mask on one batch (= |w·∂L/∂(w⊙m)|), previous mask
+    multiplied in; BatchNorm in training mode, as the released scorer."""
     weights = dict(model.named_parameters())
     originals = {name: weights[name].detach().clone() for name in masks}
     mask_vars = {name: masks[name].detach().clone().float().requires_grad_(True) for name in masks}
@@ -140,8 +159,9 @@ def snip_scores(model: nn.Module, masks: Masks, x: torch.Tensor, y: torch.Tensor
     for name in masks:
         parametrize.register_parametrization(modules[name.rsplit(".", 1)[0]], "weight", _Mask(mask_vars[name]))
     try:
-        loss = loss_fn(model, x, y)
-        grads = torch.autograd.grad(loss, [mask_vars[name] for name in masks])
+        with _scoring_in_training_mode(model):
+            loss = loss_fn(model, x, y)
+            grads = torch.autograd.grad(loss, [mask_vars[name] for name in masks])
     finally:
         for name in masks:
             parametrize.remove_parametrizations(modules[name.rsplit(".", 1)[0]], "weight", leave_parametrized=False)
@@ -154,10 +174,12 @@ def snip_scores(model: nn.Module, masks: Masks, x: torch.Tensor, y: torch.Tensor
 
 def taylor_scores(model: nn.Module, masks: Masks, x: torch.Tensor, y: torch.Tensor,
                   loss_fn: LossFn = cross_entropy_loss) -> dict[str, torch.Tensor]:
-    """`taylor1ScorerAbs`: per-weight first-order Taylor |w·∂L/∂w| on one batch, same protocol as SNIP."""
+    """`taylor1ScorerAbs`: per-weight first-order Taylor |w·∂L/∂w| on one batch, same protocol as SNIP (BatchNorm in
+    training mode)."""
     weights = dict(model.named_parameters())
-    loss = loss_fn(model, x, y)
-    grads = torch.autograd.grad(loss, [weights[name] for name in masks])
+    with _scoring_in_training_mode(model):
+        loss = loss_fn(model, x, y)
+        grads = torch.autograd.grad(loss, [weights[name] for name in masks])
     return {name: (weights[name].detach() * grad).abs() * masks[name]
             for name, grad in zip(masks, grads, strict=True)}
 
@@ -261,10 +283,13 @@ def nrs_channel_scores(model: nn.Sequential, x: torch.Tensor, eps: float, channe
 
 
 def refill_scores(model: nn.Module, channel_masks: Masks, imp_amount: float = 0.2) -> dict[str, torch.Tensor]:
-    """IMP-Refill: 20 % global IMP of the conv weights, then channel score = mean |w| of its filter."""
+    """IMP-Refill (`pruner.py:182-186, 197-256`): global IMP of `imp_amount` of the *remaining* conv weights (the
+    filters of surviving channels: the released code masks a pruned channel's filter), then channel score = mean |w|
+    of its IMP-pruned filter (0 for a pruned channel)."""
     conv_names = _conv_before_bn(model)
     weights = dict(model.named_parameters())
-    conv_masks = {conv: torch.ones_like(weights[conv]) for conv in conv_names.values()}
+    conv_masks = {conv: channel_masks[bn].view(-1, 1, 1, 1).expand_as(weights[conv]).clone()
+                  if bn in channel_masks else torch.ones_like(weights[conv]) for bn, conv in conv_names.items()}
     imp = prune_lowest(magnitude_scores(model, conv_masks), conv_masks, imp_amount)
     return {bn: (weights[conv].detach() * imp[conv]).abs().mean(dim=(1, 2, 3))
             for bn, conv in conv_names.items() if bn in channel_masks}
@@ -312,8 +337,8 @@ class PruneConfig:
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ConfigError(f"method={self.method!r}: choose one of {METHODS}")
-        if not 0 < self.rate < 1 or self.rounds < 1:
-            raise ConfigError(f"{self}: rate must be in (0, 1) and rounds >= 1")
+        check_fields(self, {"rate": OPEN_FRACTION, "rounds": AT_LEAST_ONE, "eps": POSITIVE,
+                            "hydra_epochs": NON_NEGATIVE})
 
 
 def initial_masks(model: nn.Module, config: PruneConfig) -> Masks:
@@ -378,24 +403,37 @@ def lottery_round(model: nn.Module, initial_state: dict[str, torch.Tensor], mask
 
 def iterative_pruning(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, train_config: TrainConfig,
                       num_classes: int, config: PruneConfig, loss_fn: LossFn = cross_entropy_loss,
-                      score_batch: int = 128, on_round=None) -> list[dict]:
-    """The released lottery-ticket loop: train (fresh optimiser/schedules via train_model), prune, rewind; repeat.
+                      score_batch: int = 128, on_round=None, *, round_config=None,
+                      initial_state: dict[str, torch.Tensor] | None = None, start_round: int = 0,
+                      masks: Masks | None = None) -> list[dict]:
+    """The released lottery-ticket loop (`fgsm_train.py:158-356`, `lirpa_train.py:387-541`): for each round, prune the
+    trained previous round and rewind to θ₀ ⊙ m (rounds ≥ 1), then train with a fresh optimiser and schedules.
 
-    Round 0 is dense; after the last trained round nothing is pruned. `on_round(r, model, masks)` may save checkpoints.
-    Returns per round: the round index, the sparsity of its masks and a copy of the masks.
+    Round 0 is dense; after the last trained round nothing is pruned. `round_config(r)` gives round r's TrainConfig
+    (default `train_config` every round); `on_round(r, model, masks, train_seconds)` may checkpoint and verify.
+    To resume, pass θ₀ (`initial_state`), the masks of the last trained round, the model holding that round's
+    trained weights, and `start_round` = that round + 1. Returns per trained round: its index, the sparsity of its
+    masks, a copy of the masks.
     """
-    initial_state = {key: value.detach().clone() for key, value in model.state_dict().items()}
-    masks = initial_masks(model, config)
+    import time
+
+    initial_state = initial_state if initial_state is not None else {
+        key: value.detach().clone() for key, value in model.state_dict().items()}
+    masks = masks if masks is not None else initial_masks(model, config)
+    round_config = round_config or (lambda round_index: train_config)
     x, y = images[:score_batch], labels[:score_batch]
     history = []
-    for round_index in range(config.rounds):
-        train_model(model, images, labels, train_config, num_classes, masks=train_masks(masks, config))
+    for round_index in range(start_round, config.rounds):
+        if round_index > 0:
+            masks = lottery_round(model, initial_state, masks, config, x, y, loss_fn, round_index - 1,
+                                  (images, labels))
+        started = time.perf_counter()
+        train_model(model, images, labels, round_config(round_index), num_classes, masks=train_masks(masks, config))
+        seconds = time.perf_counter() - started
         history.append({"round": round_index, "sparsity": sparsity(masks),
                         "masks": {name: mask.clone() for name, mask in masks.items()}})
         if on_round is not None:
-            on_round(round_index, model, masks)
-        if round_index + 1 < config.rounds:
-            masks = lottery_round(model, initial_state, masks, config, x, y, loss_fn, round_index, (images, labels))
+            on_round(round_index, model, masks, seconds)
     return history
 
 

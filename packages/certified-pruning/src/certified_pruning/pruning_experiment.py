@@ -27,6 +27,7 @@ from repro_shared import io
 from repro_shared.errors import ConfigError
 from torch import nn
 
+from certified_pruning.checks import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, check_fields
 from certified_pruning.prune import STRUCTURED
 from certified_pruning.train import MODES
 
@@ -77,6 +78,7 @@ class PruningConfig:
     make_figures: bool = True
     # the pre-registered pruning method of the headline claims (its highest sparsity against the dense model)
     headline_method: str = "random"
+    verifier_memory_gib: float = 8.0  # preflight: refuse a network whose dense verification would need more
 
     def __post_init__(self) -> None:
         if not self.eps > 0:
@@ -92,12 +94,19 @@ class PruningConfig:
             if not 0 < value < 1:
                 raise ConfigError(f"{name}={value}: the sparsity step (fraction of the remaining weights or channels "
                                   "pruned per round) must lie strictly between 0 and 1")
-        if min(self.rounds, self.structured_rounds, self.images, self.fgsm_epochs, self.crown_epochs) < 1:
-            raise ConfigError(f"{self}: rounds, structured_rounds, images and epochs must be at least 1")
-        if not self.timeout > 0:
-            raise ConfigError(f"timeout={self.timeout}: seconds per image must be positive")
-        if self.bab_domains < 1:
-            raise ConfigError(f"bab_domains={self.bab_domains}: the per-image branch-and-bound budget must be >= 1")
+        check_fields(self, {
+            "rounds": AT_LEAST_ONE, "structured_rounds": AT_LEAST_ONE, "fc_width": AT_LEAST_ONE,
+            "batch_size": AT_LEAST_ONE, "fgsm_epochs": AT_LEAST_ONE, "fgsm_learning_rate": POSITIVE,
+            "crown_epochs": AT_LEAST_ONE, "crown_learning_rate": POSITIVE, "schedule_start_fraction": FRACTION,
+            "schedule_length_fraction": POSITIVE, "nrs_weight_fgsm": NON_NEGATIVE, "nrs_weight_crown": NON_NEGATIVE,
+            "slim_weight": NON_NEGATIVE, "fgsm_rewind_fraction": FRACTION, "hydra_epochs": NON_NEGATIVE,
+            "score_batch": AT_LEAST_ONE, "images": AT_LEAST_ONE,
+            "bab_domains": (AT_LEAST_ONE[0], "the per-image branch-and-bound budget must be >= 1"),
+            "timeout": (POSITIVE[0], "the wall-clock safety net (seconds per image) must be > 0"),
+            "pgd_steps": NON_NEGATIVE, "pgd_restarts": AT_LEAST_ONE, "alpha_iterations": NON_NEGATIVE,
+            "batch_domains": AT_LEAST_ONE, "verifier_memory_gib": POSITIVE})
+        if not self.channels or min(self.channels) < 1:
+            raise ConfigError(f"channels={self.channels}: five positive channel counts")
         if self.headline_method not in GRID_METHODS:
             raise ConfigError(f"headline_method={self.headline_method!r} is not a pruning method",
                               f"choose from {GRID_METHODS}")
@@ -164,19 +173,23 @@ def robust_score_loss(mode: str, eps: float, num_classes: int):
 
 def ibp_robust_loss(model: nn.Sequential, x: torch.Tensor, y: torch.Tensor, eps: float,
                     num_classes: int) -> torch.Tensor:
-    """IBP robust CE (`lirpa_train.py` at κ = 0): margins e_y − e_j bounded by IBP, spec folded into the last layer."""
+    """IBP robust CE (`lirpa_train.py` at κ = 0): margins e_y − e_j bounded by IBP, spec folded into the last layer.
+
+    A model in training mode normalises its BatchNorms with the batch statistics (auto_LiRPA's BN node in training,
+    as the released scoring runs it), one in eval mode with the running statistics.
+    """
+    from certified_pruning.affine_net import interval_affine
     from certified_pruning.train import interval_relu_inputs
 
-    *_, (lower, upper, _) = interval_relu_inputs(model, x, eps)
+    *_, (lower, upper, _) = interval_relu_inputs(model, x, eps, batch_statistics=model.training)
     lower, upper = lower.clamp(min=0), upper.clamp(min=0)
     last = model[-1]
     eye = torch.eye(num_classes, dtype=x.dtype)
     spec = eye[y].unsqueeze(1) - eye.unsqueeze(0)  # (B, classes, classes): row j = e_y − e_j
     weight = spec @ last.weight  # (B, classes, features)
     bias = spec @ last.bias
-    center, radius = (upper + lower) / 2, (upper - lower) / 2
-    margin_lower = (weight @ center.unsqueeze(-1)).squeeze(-1) - (weight.abs() @ radius.unsqueeze(-1)).squeeze(-1)
-    margin_lower = margin_lower + bias
+    margin_lower, _ = interval_affine(lower, upper, lambda c: (weight @ c.unsqueeze(-1)).squeeze(-1) + bias,
+                                      lambda r: (weight.abs() @ r.unsqueeze(-1)).squeeze(-1))
     # CE over [0, −lb_j for j ≠ y]: the j = y row is the constant 0 already
     return F.cross_entropy(-margin_lower, y)
 
@@ -320,8 +333,7 @@ def verify_point(grid: GridContext, model: nn.Sequential, masks: dict, mode: str
 
 def run_unit(grid: GridContext, mode: str, method: str) -> None:
     """One (mode, method) lottery loop, checkpointed after every trained round."""
-    from certified_pruning.prune import initial_masks, lottery_round, train_masks
-    from certified_pruning.train import train_model
+    from certified_pruning.prune import initial_masks, iterative_pruning
 
     config, split, ctx = grid.config, grid.split, grid.ctx
     rounds_method = "imp" if method == "dense" else method
@@ -345,20 +357,19 @@ def run_unit(grid: GridContext, mode: str, method: str) -> None:
         masks, start, train_seconds = saved["masks"], saved["round"] + 1, saved.get("train_seconds", 0.0)
         _verify_if_missing(grid, model, masks, mode, point_name(method, saved["round"]), saved["round"],
                            train_seconds)
-    x, y = split.train_images[:config.score_batch], split.train_labels[:config.score_batch]
-    for round_index in range(start, rounds):
-        if round_index > 0:  # prune the trained previous round, rewind to θ₀ ⊙ m
-            masks = lottery_round(model, initial_state, masks, prune, x, y, loss_fn, round_index - 1,
-                                  (split.train_images, split.train_labels))
-        started = time.perf_counter()
+
+    def round_config(round_index: int):
         prestep = round(config.fgsm_rewind_fraction * train.epochs) if mode == "fgsm" and round_index > 0 else 0
-        train_model(model, split.train_images, split.train_labels,
-                    replace(train, seed=ctx.seed + round_index, lr_prestep_epochs=prestep),
-                    split.num_classes, masks=train_masks(masks, prune))
-        train_seconds = time.perf_counter() - started
+        return replace(train, seed=ctx.seed + round_index, lr_prestep_epochs=prestep)
+
+    def checkpoint_and_verify(round_index: int, model: nn.Sequential, masks: dict, seconds: float) -> None:
         io.atomic_torch_save({"model": model.state_dict(), "masks": masks, "round": round_index,
-                              "train_seconds": train_seconds}, grid.checkpoint_path(mode, method))
-        _verify_if_missing(grid, model, masks, mode, point_name(method, round_index), round_index, train_seconds)
+                              "train_seconds": seconds}, grid.checkpoint_path(mode, method))
+        _verify_if_missing(grid, model, masks, mode, point_name(method, round_index), round_index, seconds)
+
+    iterative_pruning(model, split.train_images, split.train_labels, train, split.num_classes,
+                      replace(prune, rounds=rounds), loss_fn, config.score_batch, checkpoint_and_verify,
+                      round_config=round_config, initial_state=initial_state, start_round=start, masks=masks)
 
 
 def point_name(method: str, round_index: int) -> str:
@@ -387,10 +398,27 @@ def _load(path: Path) -> dict | None:
 # ---------------------------------------------------------------- the experiment
 
 def check_pruning(config: PruningConfig, ctx) -> None:
-    """Preflight: the dataset must be loadable (offline, a Hub dataset fails here at once)."""
+    """Preflight: the dataset must be loadable (offline, a Hub dataset fails here at once) and the dense network
+    small enough for the dense verifier (`verifier_memory_gib`); the package computes on the CPU."""
     from certified_pruning.data import check_dataset
 
     check_dataset(config.dataset)
+    check_scale(config.dataset, config.channels, config.fc_width, config.batch_domains, config.verifier_memory_gib,
+                ctx)
+
+
+def check_scale(dataset: str, channels: tuple[int, ...], fc_width: int, batch_domains: int, memory_gib: float,
+                ctx) -> None:
+    """The dense verifier's memory preflight, and a note that `--device` is not used (everything runs on the CPU)."""
+    from certified_pruning.data import INPUT_SHAPES
+    from certified_pruning.models import layer_sizes, model_config_for
+    from certified_pruning.verify import check_verifier_memory
+
+    shape = INPUT_SHAPES[dataset]
+    check_verifier_memory(layer_sizes(model_config_for(shape, 10, channels, fc_width)), batch_domains, memory_gib)
+    device = getattr(ctx, "device", None)
+    if device is not None and device.type != "cpu":
+        ctx.log.warning("certified-pruning trains and verifies on the CPU: --device %s is not used", device)
 
 
 def run_pruning(config: PruningConfig, ctx) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from certified_pruning.affine_net import AffineReluNetwork
+from certified_pruning.affine_net import AffineReluNetwork, dense_interval
 
 #: Bounds that cross by more than this prove a domain empty; smaller crossings are treated as rounding.
 INFEASIBILITY_TOLERANCE = 1e-7
@@ -94,11 +94,7 @@ def backward_lower_bound(network: AffineReluNetwork, layer: int, spec: torch.Ten
 
 def first_layer_bounds(network: AffineReluNetwork, x_lower: torch.Tensor, x_upper: torch.Tensor):
     """Exact bounds of the first affine layer over the box (interval arithmetic is exact for one affine map)."""
-    weight, bias = network.weights[0], network.biases[0]
-    center, radius = (x_upper + x_lower) / 2, (x_upper - x_lower) / 2
-    mid = center @ weight.T + bias
-    spread = radius @ weight.abs().T
-    return mid - spread, mid + spread
+    return dense_interval(x_lower, x_upper, network.weights[0], network.biases[0])
 
 
 def interval_bounds(network: AffineReluNetwork, x_lower: torch.Tensor, x_upper: torch.Tensor) -> LayerBounds:
@@ -106,11 +102,10 @@ def interval_bounds(network: AffineReluNetwork, x_lower: torch.Tensor, x_upper: 
     lowers, uppers = [], []
     lower, upper = x_lower, x_upper
     for weight, bias in zip(network.weights[:-1], network.biases[:-1], strict=True):
-        center, radius = (upper + lower) / 2, (upper - lower) / 2
-        mid, spread = center @ weight.T + bias, radius @ weight.abs().T
-        lowers.append(mid - spread)
-        uppers.append(mid + spread)
-        lower, upper = (mid - spread).clamp(min=0), (mid + spread).clamp(min=0)
+        pre_lower, pre_upper = dense_interval(lower, upper, weight, bias)
+        lowers.append(pre_lower)
+        uppers.append(pre_upper)
+        lower, upper = pre_lower.clamp(min=0), pre_upper.clamp(min=0)
     return LayerBounds(lowers, uppers)
 
 

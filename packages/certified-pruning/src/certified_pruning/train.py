@@ -14,7 +14,17 @@ import torch.nn.functional as F
 from repro_shared.errors import ConfigError
 from torch import nn
 
+from certified_pruning.affine_net import dense_interval, interval_affine
 from certified_pruning.bounds import LinfBall, bounded_module, margin_spec
+from certified_pruning.checks import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    OPEN_FRACTION,
+    POSITIVE,
+    check_choice,
+    check_fields,
+)
 
 MODES = ("natural", "fgsm", "crown-ibp")
 
@@ -43,12 +53,15 @@ class TrainConfig:
     seed: int = 100
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ConfigError(f"mode={self.mode!r}: choose one of {MODES}")
+        check_choice("mode", self.mode, MODES)
         if self.mode != "natural" and not self.eps > 0:
             raise ConfigError(f"eps={self.eps}: the perturbation radius must be positive")
-        if self.epochs < 1 or self.batch_size < 1 or self.schedule_start < 1 or self.schedule_length < 1:
-            raise ConfigError(f"{self}: epochs, batch_size and the schedule must be positive")
+        check_fields(self, {"epochs": AT_LEAST_ONE, "batch_size": AT_LEAST_ONE, "learning_rate": POSITIVE,
+                            "momentum": FRACTION, "weight_decay": NON_NEGATIVE, "grad_clip": POSITIVE,
+                            "grad_align_lambda": NON_NEGATIVE, "schedule_start": AT_LEAST_ONE,
+                            "schedule_length": AT_LEAST_ONE, "schedule_mid": OPEN_FRACTION,
+                            "nrs_weight": NON_NEGATIVE, "gamma_pow": NON_NEGATIVE, "slim_weight": NON_NEGATIVE,
+                            "lr_prestep_epochs": NON_NEGATIVE})
 
 
 def smoothed_eps(step: int, steps_per_epoch: int, eps_max: float, start: int, length: int, mid: float = 0.4,
@@ -73,10 +86,13 @@ def smoothed_eps(step: int, steps_per_epoch: int, eps_max: float, start: int, le
     return mid_eps + (eps_max - mid_eps) * (step - mid_step) / (final_step - mid_step)
 
 
-def _input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, create_graph: bool) -> torch.Tensor:
-    x = x if x.requires_grad else x.clone().requires_grad_(True)
-    loss = F.cross_entropy(model(x), y)
-    (gradient,) = torch.autograd.grad(loss, x, create_graph=create_graph)
+def _perturbation_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, delta: torch.Tensor,
+                           create_graph: bool) -> torch.Tensor:
+    """∇_δ CE(f(clip(x + δ, 0, 1)), y): the gradient with respect to the perturbation, as `grad_align.py` takes it
+    (components the clip saturates get zero gradient)."""
+    delta = delta.detach().requires_grad_(True)
+    loss = F.cross_entropy(model((x + delta).clamp(0, 1)), y)
+    (gradient,) = torch.autograd.grad(loss, delta, create_graph=create_graph)
     return gradient
 
 
@@ -84,55 +100,69 @@ def fgsm_gradalign_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
                         grad_align_lambda: float) -> torch.Tensor:
     """FGSM training loss with GradAlign (Andriushchenko & Flammarion 2020), as intended by `grad_align.py:14-48`.
 
-    δ = clip(1.25·ε·sign(∇_x CE(x)), −ε, ε) from a zero start (= ε·sign), kept in [0, 1]; loss =
-    CE(f(x+δ)) + λ·(1 − cos(∇ at x, ∇ at a uniform point of the ball)). The released code's ≈2x bug is not reproduced.
+    g = ∇_δ CE at δ = 0 (detached, as the released code detaches it); δ = clip(1.25·ε·sign(g), −ε, ε) (= ε·sign),
+    x + δ kept in [0, 1]; loss = CE(f(x+δ)) + λ·(1 − mean cos(g, g₂)) over the samples whose two gradients are both
+    non-zero, g₂ = ∇_δ CE at a uniform δ ∈ [−ε, ε] with the graph kept (double back-propagation runs through g₂
+    only). Forward passes in the released order: clean, adversarial, random. The released code's ≈2x-input bug is
+    not reproduced. At ε = 0 (the schedule's warm-up) the same three passes run, as in the released loop (δ = 0,
+    both gradients equal, the term is ≈ 0); they matter for the BatchNorm running statistics.
     """
-    if eps <= 0:
-        return F.cross_entropy(model(x), y)
-    gradient = _input_gradient(model, x, y, create_graph=False)
+    gradient = _perturbation_gradient(model, x, y, torch.zeros_like(x), create_graph=False).detach()
     delta = (1.25 * eps * gradient.sign()).clamp(-eps, eps)
     adversarial = (x + delta).clamp(0, 1).detach()
     loss = F.cross_entropy(model(adversarial), y)
     if grad_align_lambda > 0:
-        first = _input_gradient(model, x.clone().requires_grad_(True), y, create_graph=True).flatten(1)
-        random_point = (x + eps * (2 * torch.rand_like(x) - 1)).clamp(0, 1).requires_grad_(True)
-        second = _input_gradient(model, random_point, y, create_graph=True).flatten(1)
-        nonzero = (first.norm(dim=1) > 0) & (second.norm(dim=1) > 0)
+        random_delta = torch.empty_like(x).uniform_(-eps, eps)
+        second = _perturbation_gradient(model, x, y, random_delta, create_graph=True)
+        first, second = gradient.flatten(1), second.flatten(1)
+        nonzero = (first.norm(dim=1) != 0) & (second.norm(dim=1) != 0)
         if nonzero.any():
-            cosine = F.cosine_similarity(first[nonzero], second[nonzero], dim=1)
+            first, second = first[nonzero], second[nonzero]
+            cosine = ((first / first.norm(dim=1, keepdim=True)) * (second / second.norm(dim=1, keepdim=True))).sum(1)
             loss = loss + grad_align_lambda * (1 - cosine.mean())
     return loss
 
 
-def interval_relu_inputs(model: nn.Sequential, x: torch.Tensor, eps: float) -> list[tuple]:
-    """IBP through a Sequential with BN in inference form: (lower, upper, BN module or None) of every ReLU input.
+def interval_relu_inputs(model: nn.Sequential, x: torch.Tensor, eps: float,
+                         batch_statistics: bool = False) -> list[tuple]:
+    """IBP through a Sequential of Conv2d / BatchNorm2d / ReLU / Flatten / Linear: (lower, upper, BN module or None)
+    of every ReLU input, over the ε-ball around x clipped to [0, 1].
 
-    As `bound_prop.py:11-49`: interval arithmetic per layer; the BN uses running statistics.
+    As `bound_prop.py:11-49`: interval arithmetic per layer, the BN in inference form with its running statistics.
+    batch_statistics=True instead normalises each BN with the mean and (biased) variance of the clean batch x at
+    that layer, as auto_LiRPA's BatchNorm node does in training mode.
     """
     lower, upper = (x - eps).clamp(0, 1), (x + eps).clamp(0, 1)
+    clean = x if batch_statistics else None
     records, previous = [], None
     for module in model:
         if isinstance(module, nn.ReLU):
             records.append((lower, upper, previous if isinstance(previous, nn.BatchNorm2d) else None))
             lower, upper = lower.clamp(min=0), upper.clamp(min=0)
-        elif isinstance(module, nn.Flatten):
-            lower, upper = module(lower), module(upper)
-        elif isinstance(module, nn.Conv2d | nn.Linear):
-            center, radius = (upper + lower) / 2, (upper - lower) / 2
-            weight = module.weight
+            clean = None if clean is None else clean.clamp(min=0)
+        elif isinstance(module, nn.Flatten | nn.Conv2d | nn.Linear):
             if isinstance(module, nn.Conv2d):
-                mid = module(center)
-                spread = F.conv2d(radius, weight.abs(), None, module.stride, module.padding)
+                weight = module.weight
+                lower, upper = interval_affine(lower, upper, module, lambda r, w=weight, m=module: F.conv2d(
+                    r, w.abs(), None, m.stride, m.padding, m.dilation, m.groups))
+            elif isinstance(module, nn.Linear):
+                lower, upper = dense_interval(lower, upper, module.weight, module.bias)
             else:
-                mid, spread = module(center), radius @ weight.abs().T
-            lower, upper = mid - spread, mid + spread
+                lower, upper = module(lower), module(upper)
+            clean = None if clean is None else module(clean)
         elif isinstance(module, nn.BatchNorm2d):
-            scale = (module.weight / (module.running_var + module.eps).sqrt()).view(1, -1, 1, 1)
-            shift = module.bias.view(1, -1, 1, 1) - module.running_mean.view(1, -1, 1, 1) * scale
+            if clean is None:
+                mean, var = module.running_mean, module.running_var
+            else:
+                mean, var = clean.mean(dim=(0, 2, 3)), clean.var(dim=(0, 2, 3), unbiased=False)
+            scale = (module.weight / (var + module.eps).sqrt()).view(1, -1, 1, 1)
+            shift = module.bias.view(1, -1, 1, 1) - mean.view(1, -1, 1, 1) * scale
             lower, upper = torch.minimum(lower * scale, upper * scale) + shift, torch.maximum(
                 lower * scale, upper * scale) + shift
+            clean = None if clean is None else clean * scale + shift
         else:
-            raise ConfigError(f"layer type {type(module).__name__} is not supported by the NRS interval pass")
+            raise ConfigError(f"layer type {type(module).__name__} is not supported by the interval pass "
+                              "(supported: Conv2d, BatchNorm2d, ReLU, Flatten, Linear)")
         previous = module
     return records
 
@@ -164,9 +194,15 @@ def slimming_loss(model: nn.Module) -> torch.Tensor:
 def crown_ibp_loss(bounded, x: torch.Tensor, y: torch.Tensor, eps: float, eps_max: float,
                    num_classes: int) -> torch.Tensor:
     """CROWN-IBP robust loss (`lirpa_train.py:117-127`, no loss fusion): lb = κ·lb_CROWN-IBP + (1−κ)·lb_IBP with
-    κ = (ε_max − ε)/ε_max on margins e_y − e_j; robust CE = CE([0, −lb], 0)."""
+    κ = (ε_max − ε)/ε_max on margins e_y − e_j; robust CE = CE([0, −lb], 0).
+
+    As `lirpa_train.py:196-197`, a forward pass of the batch comes first: in training mode it is what sets the
+    BatchNorm nodes' batch mean and variance (which the bounds then use) and updates their running statistics;
+    without it the bounds would reuse the statistics of an earlier forward. At ε = 0 the loss is that forward's CE.
+    """
+    logits = bounded(x)
     if eps <= 0:
-        return F.cross_entropy(bounded(x), y)
+        return F.cross_entropy(logits, y)
     spec = margin_spec(y, num_classes)
     ball = LinfBall(eps)
     ibp_lower, _ = _bounds_with_grad(bounded, x, ball, "IBP", spec)
@@ -221,10 +257,6 @@ def train_model(model: nn.Sequential, images: torch.Tensor, labels: torch.Tensor
                                     weight_decay=config.weight_decay)
     scheduler = lr_schedule(optimiser, config)
     step = 0
-    # auto_LiRPA 0.3 shares parameters with the plain model but keeps its own BatchNorm buffers, and a plain
-    # forward through the bounded module breaks its next backward; so ε = 0 batches use the plain model and
-    # running statistics are copied across whenever the side that trains changes.
-    plain_buffers_newer = True
     for epoch in range(config.epochs):
         model.train()
         trainee.train()
@@ -237,15 +269,17 @@ def train_model(model: nn.Sequential, images: torch.Tensor, labels: torch.Tensor
                                config.schedule_mid) if config.mode != "natural" else 0.0
             if config.mode == "fgsm":
                 loss = fgsm_gradalign_loss(model, x, y, eps, config.grad_align_lambda)
-            elif config.mode == "crown-ibp" and eps > 0:
-                if plain_buffers_newer:
-                    _copy_buffers(model, trainee)
-                    plain_buffers_newer = False
+            elif config.mode == "crown-ibp":
+                # every batch, the ε = 0 warm-up included, goes through the bounded module in training mode, as
+                # lirpa_train.py: its BatchNorm nodes use the batch statistics and update their running statistics
                 loss = crown_ibp_loss(trainee, x, y, eps, config.eps, num_classes)
-            else:  # natural batches (also CROWN-IBP's ε = 0 warm-up) go through the plain model
+            else:
                 loss = F.cross_entropy(model(x), y)
-                plain_buffers_newer = True
-            if config.nrs_weight > 0:
+            # NRS: every batch in FGSM mode (fgsm_train.py:398-402), only the robust (ε > 0) batches in CROWN-IBP
+            # mode (lirpa_train.py adds it inside `batch_method == 'robust'`)
+            if config.nrs_weight > 0 and (config.mode != "crown-ibp" or eps > 0):
+                if config.mode == "crown-ibp":  # the NRS interval pass reads the plain model's running statistics
+                    _copy_buffers(trainee, model)
                 loss = loss + config.nrs_weight * nrs_loss(model, x, config.eps, config.gamma_pow)
             if config.slim_weight > 0:
                 loss = loss + config.slim_weight * slimming_loss(model)
@@ -259,7 +293,7 @@ def train_model(model: nn.Sequential, images: torch.Tensor, labels: torch.Tensor
         scheduler.step()
         if on_epoch is not None:
             on_epoch(epoch, total / len(images))
-    if config.mode == "crown-ibp" and not plain_buffers_newer:
+    if config.mode == "crown-ibp":  # the bounded module keeps its own BatchNorm buffers: hand them back
         _copy_buffers(trainee, model)
     return model.eval()
 

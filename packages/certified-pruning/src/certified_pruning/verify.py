@@ -31,6 +31,7 @@ from torch import nn
 from certified_pruning.affine_net import AffineReluNetwork, to_affine_relu_network
 from certified_pruning.attack import pgd_attack
 from certified_pruning.bounds import LinfBall, check_supported
+from certified_pruning.checks import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, check_fields
 from certified_pruning.milp import leaf_lp_minimum
 from certified_pruning.relaxation import LayerBounds, backward_lower_bound, crown_layer_bounds, optimise_alpha
 
@@ -57,14 +58,31 @@ class VerifierConfig:
     def __post_init__(self) -> None:
         if not self.eps > 0:
             raise ConfigError(f"eps={self.eps}: the perturbation radius must be positive")
-        if self.timeout <= 0 or self.batch_domains < 1 or self.max_domains < 1:
-            raise ConfigError(f"{self}: timeout, batch_domains and max_domains must be positive")
-        if self.pgd_steps < 0 or self.pgd_restarts < 1 or self.alpha_iterations < 0:
-            raise ConfigError(f"{self}: pgd_steps/alpha_iterations must be >= 0 and pgd_restarts >= 1")
+        check_fields(self, {"timeout": POSITIVE, "batch_domains": AT_LEAST_ONE, "max_domains": AT_LEAST_ONE,
+                            "pgd_steps": NON_NEGATIVE, "pgd_restarts": AT_LEAST_ONE,
+                            "alpha_iterations": NON_NEGATIVE, "alpha_lr": POSITIVE})
 
     @property
     def ball(self) -> LinfBall:
         return LinfBall(self.eps, self.input_lower, self.input_upper)
+
+
+def dense_verifier_bytes(layer_sizes: list[int], batch_domains: int) -> int:
+    """Memory the dense verifier needs, roughly: float64 composed affine maps (n_k × n_(k-1) for consecutive layer
+    sizes, input first) plus the CROWN coefficients of one batch of domains when bounding the widest layer
+    (batch · 2 · widest · widest input-or-hidden layer)."""
+    maps = sum(after * before for before, after in itertools.pairwise(layer_sizes))
+    widest_hidden, widest = max(layer_sizes[1:-1], default=0), max(layer_sizes[:-1])
+    return 8 * (maps + batch_domains * 2 * widest_hidden * widest)
+
+
+def check_verifier_memory(layer_sizes: list[int], batch_domains: int, limit_gib: float) -> None:
+    """Refuse, before any training, a network whose dense verification would need more than `limit_gib` GiB."""
+    need = dense_verifier_bytes(layer_sizes, batch_domains) / 2**30
+    if need > limit_gib:
+        raise ConfigError(f"verifying this network ({sum(layer_sizes[1:-1]):,} ReLUs, batches of {batch_domains} "
+                          f"domains) needs about {need:,.1f} GiB in the dense verifier, over verifier_memory_gib="
+                          f"{limit_gib}", "the dense verifier is for networks of a few thousand ReLUs")
 
 
 @dataclass
@@ -83,6 +101,7 @@ class ImageResult:
     open_labels: list[int] = field(default_factory=list)  # labels α-CROWN left to branch and bound
     counterexample: list[float] | None = None  # a point in the ball whose prediction is not the label
     clock_stop: bool = False  # the wall-clock safety net, not the domain budget, ended this image
+    bab_seconds: float = 0.0  # of `seconds`, the time spent in branch and bound (after the clean/PGD/α-CROWN filters)
 
     @property
     def verified(self) -> bool:
@@ -279,19 +298,24 @@ def verify_image(model: nn.Module, network: AffineReluNetwork, x: torch.Tensor, 
         return finish("verified", "alpha-crown", prediction, domains=0, **common)
     open_labels.sort(key=lambda j: float(pgd_margins[others.index(j)]))  # most attackable first
     domains, status = 0, "verified"
+    bab_started = time.perf_counter()
+    common["bab_seconds"] = 0.0
+
+    def finish_bab(status: str, **extra) -> ImageResult:
+        common["bab_seconds"] = time.perf_counter() - bab_started
+        return finish(status, "bab", prediction, domains=domains, **common, **extra)
+
     for other in open_labels:
         outcome = branch_and_bound(network.with_spec((eye[label] - eye[other]).unsqueeze(0)), flat_lower, flat_upper,
                                    root, deadline, config.batch_domains, config.max_domains - domains)
         domains += outcome.domains
         if outcome.status == "falsified":
             if _confirmed_counterexample(network, outcome.counterexample, label):
-                return finish("falsified", "bab", prediction, domains=domains, **common,
-                              counterexample=outcome.counterexample.flatten().tolist())
+                return finish_bab("falsified", counterexample=outcome.counterexample.flatten().tolist())
             status = "unknown"
         elif outcome.status != "verified":
-            return finish(outcome.status, "bab", prediction, domains=domains, clock_stop=outcome.clock_stop,
-                          **common)
-    return finish(status, "bab", prediction, domains=domains, **common)
+            return finish_bab(outcome.status, clock_stop=outcome.clock_stop)
+    return finish_bab(status)
 
 
 def _confirmed_counterexample(network: AffineReluNetwork, point: torch.Tensor, label: int) -> bool:
