@@ -109,6 +109,52 @@ def test_secmi_t_error_is_zero_for_the_exact_model_and_positive_otherwise():
     assert min(off.values()) > 1e-8
 
 
+def _released_secmi_score(z0: np.ndarray, mu: np.ndarray, bias: float) -> np.ndarray:
+    """The released ``secmi.py`` score, rebuilt step by step in NumPy: the vendored
+    pipeline's inversion (float64 latents) over timesteps = range(0, 200, 10) into ``reverse_results``, its denoising from every inverted
+    latent in reversed order into ``denoising_results``, and ((denoising_results[-15] - reverse_results[14])**2).sum().
+    The ε-predictor is ``PointMassEps``'s formula written out again."""
+    # ᾱ as the released code reads it (the scheduler's float32 table), checked against the scaled-linear formula
+    alphas = sd_scheduler("ddim").alphas_cumprod.double().numpy()
+    np.testing.assert_allclose(alphas, np.cumprod(1 - np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2),
+                               rtol=1e-5)
+
+    def eps(x, t):
+        return (x - np.sqrt(alphas[t]) * mu) / np.sqrt(1 - alphas[t]) + bias * np.sin(30 * x) * t / 1000
+
+    def move(x, t_from, t_to):  # the DDIM scheduler's reverse() / step() with η = 0
+        e = eps(x, t_from)
+        x0 = (x - np.sqrt(1 - alphas[t_from]) * e) / np.sqrt(alphas[t_from])
+        return np.sqrt(alphas[t_to]) * x0 + np.sqrt(1 - alphas[t_to]) * e
+
+    timesteps = list(range(0, 200, 10))
+    reverse_results = [z0]
+    for i, t in enumerate(timesteps[:-1]):
+        reverse_results.append(move(reverse_results[-1], t, timesteps[i + 1]))
+    timesteps = list(reversed(timesteps))
+    denoising_results = []
+    for i, t in enumerate(timesteps[:-1]):
+        denoising_results.append(move(reverse_results[len(reverse_results) - 1 - i], t, timesteps[i + 1]))
+    return ((denoising_results[-15] - reverse_results[14]) ** 2).reshape(len(z0), -1).sum(1)
+
+
+def test_secmi_score_equals_the_released_code_at_its_timestep_and_no_other():
+    """Catches a wrong timestep index: the perturbed predictor's error depends on t, so scoring x_130 or x_150 (or
+    passing t ± k to the ε-predictor, or reading ᾱ one step off) moves every score far beyond the tolerance."""
+    mu, images = _images(4)
+    ids = [f"i{i}" for i in range(4)]
+    expected = _released_secmi_score(images.numpy(), mu.numpy(), bias=0.5)
+
+    def ours(t_sec):
+        config = SecMIConfig(t_sec=t_sec, k=10, batch_size=3)
+        scores = secmi_scores(_secmi_pipe(mu, 0.5), images, ["p"] * 4, ids, config, 0, show_progress=False)
+        return np.array([scores[i] for i in ids])
+
+    np.testing.assert_allclose(ours(140), expected, rtol=1e-6)
+    for wrong in (130, 150):
+        assert np.abs(ours(wrong) / expected - 1).max() > 0.1  # 1e5 × the tolerance above
+
+
 def test_secmi_scores_are_written_as_they_go_and_resume(tmp_path):
     mu, images = _images(5)
     ids = [f"i{i}" for i in range(5)]
