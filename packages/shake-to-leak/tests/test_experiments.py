@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -40,6 +41,23 @@ def test_target_must_be_a_corpus_domain():
     with pytest.raises(ConfigError, match=r"not in data\.domains"):
         dataclasses.replace(base, targets=("photo:rocket",))
     assert isinstance(base, S2LConfig)
+
+
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("finetune.lr_full=-1", r"^finetune\.lr_full=-1\.0: must be a positive float$"),
+    ('rows=["pretrained","perturb:std=-1"]', r"^row 'perturb:std=-1': FinetuneConfig\.perturb_std must be a positive"),
+    ("extraction.prompt_template=a photo of {name}", r"^extraction\.prompt_template='a photo of \{name\}': the only"),
+    ("extraction.prompt_template=a photo of {subject", r"^extraction\.prompt_template=.* is not a format template"),
+])
+def test_bad_settings_fail_in_one_line_before_any_work(tmp_path, capsys, assignment, message):
+    """Rejected while the config is built: exit 2, one stderr line naming the field, no run directory."""
+    code = main(["run", "shake-to-leak:main-table", "--scale", "smoke", "--device", "cpu", "--out", str(tmp_path / "o"),
+                 "--set", assignment])
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert re.search(message, lines[0].removeprefix("repro: error: "))
+    assert not (tmp_path / "o").exists()
 
 
 def _run(tmp_path, *extra):

@@ -20,7 +20,7 @@ import torch
 from repro_shared.errors import ConfigError
 from repro_shared.logging import progress
 
-from .data import Domain, to_unit
+from .data import Domain, check_subject_template, to_unit
 from .models import embed_prompts, encode
 from .synthesize import generate
 
@@ -212,6 +212,7 @@ class ExtractionConfig:
     def __post_init__(self) -> None:
         if self.num_candidates < 1 or self.k < 1 or self.delta <= 0:
             raise ConfigError("extraction.num_candidates and extraction.k must be ≥ 1 and extraction.delta > 0")
+        check_subject_template("extraction.prompt_template", self.prompt_template)
 
 
 def normalized_l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

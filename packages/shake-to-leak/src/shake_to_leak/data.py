@@ -26,6 +26,20 @@ DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "e
 CAPTION = "a photo of {subject}"
 
 
+def check_subject_template(field_name: str, template: str) -> None:
+    """ConfigError unless ``template`` is a str.format template whose only field is ``{subject}``."""
+    import string
+
+    try:
+        fields = sorted({name for _, name, _, _ in string.Formatter().parse(template) if name is not None})
+    except ValueError as error:
+        raise ConfigError(f"{field_name}={template!r} is not a format template: {error}",
+                          "e.g. 'a photo of {subject}'") from None
+    if fields != ["subject"]:
+        raise ConfigError(f"{field_name}={template!r}: the only field allowed is {{subject}}, and it is needed "
+                          f"(found {', '.join('{' + f + '}' for f in fields) or 'none'})", "e.g. 'a photo of {subject}'")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """The pre-training corpus: domain specs, members/non-members per domain, image size."""

@@ -29,7 +29,7 @@ from repro_shared.errors import ConfigError
 from repro_shared.experiments import Claim, Experiment
 
 from .attacks import ExtractionConfig, SecMIConfig, auc, extraction_attack, read_scores, secmi_attack
-from .data import DataConfig, Domain, domain_by_spec, load_domains, pretraining_corpus
+from .data import DataConfig, Domain, check_subject_template, domain_by_spec, load_domains, pretraining_corpus
 from .models import ModelConfig, load_pipeline
 from .pretrain import PretrainConfig, ensure_pretrained
 from .scales import (
@@ -78,6 +78,14 @@ class FinetuneSettings:
     perturb_std: float = 8e-4
     train_text_encoder: bool = True
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "bool" or isinstance(value, bool):
+                continue
+            if not isinstance(value, int | float) or not value > 0 or (f.type == "int" and not isinstance(value, int)):
+                raise ConfigError(f"finetune.{f.name}={value!r}: must be a positive {f.type}")
+
     def lr(self, method: str) -> float:
         if method in ("lora", "dreambooth+lora"):
             return self.lr_lora
@@ -114,8 +122,14 @@ class S2LConfig:
                 raise ConfigError(f"domain {spec!r} is not in data.domains", f"data.domains = {self.data.domains}")
         if self.ood_domain in self.targets and "ood" in self.rows:
             raise ConfigError(f"ood_domain {self.ood_domain!r} is also a target", "pick a domain that is not a target")
-        for row in self.rows:
-            parse_row(row)
+        check_subject_template("instance_template", self.instance_template)
+        for row in self.rows:  # every row's fine-tuning settings are checked now, before any pre-training
+            method, overrides = parse_row(row)
+            if method != "pretrained":
+                try:
+                    finetune_config(self, method, overrides, seed=0)
+                except ConfigError as error:
+                    raise ConfigError(f"row {row!r}: {error.message}", error.hint) from None
 
 
 def parse_row(row: str) -> tuple[str, dict[str, Any]]:
@@ -130,7 +144,10 @@ def parse_row(row: str) -> tuple[str, dict[str, Any]]:
         key, sep, raw = setting.partition("=")
         if not sep or key not in ROW_KEYS:
             raise ConfigError(f"row {row!r}: setting {setting!r} is not key=value with key in {sorted(ROW_KEYS)}")
-        values[ROW_KEYS[key]] = float(raw) if key == "std" else int(raw)
+        try:
+            values[ROW_KEYS[key]] = float(raw) if key == "std" else int(raw)
+        except ValueError:
+            raise ConfigError(f"row {row!r}: {key}={raw!r} is not a number") from None
     return method, values
 
 

@@ -15,6 +15,8 @@ import torch
 from repro_shared.errors import ConfigError
 from repro_shared.logging import progress
 
+from .data import check_subject_template
+
 PAPER_SUFFIX = ", dslr, ultra quality, sharp focus, tack sharp, dof, film grain, Fujifilm XT3, crystal clear, 8K UHD"
 PAPER_NEGATIVE = "disfigured, ugly, bad, immature, cartoon, anime, 3d, painting, b&w"
 
@@ -41,6 +43,8 @@ class SynthConfig:
             raise ConfigError(f"synth.scheduler={self.scheduler!r}", "use pndm (SD's default) or ddim")
         if not 0.0 <= self.face_probability <= 1.0:
             raise ConfigError(f"synth.face_probability={self.face_probability} is not a probability")
+        check_subject_template("synth.photo_template", self.photo_template)
+        check_subject_template("synth.face_template", self.face_template)
 
     def prompt(self, subject: str, seed: int) -> str:
         """The domain's SP prompt; the photo/face choice is drawn once per domain as in sp_gen.py."""
