@@ -110,10 +110,10 @@ def test_secmi_t_error_is_zero_for_the_exact_model_and_positive_otherwise():
 
 
 def _released_secmi_score(z0: np.ndarray, mu: np.ndarray, bias: float) -> np.ndarray:
-    """The released ``secmi.py`` score, rebuilt step by step in NumPy: the vendored
-    pipeline's inversion (float64 latents) over timesteps = range(0, 200, 10) into ``reverse_results``, its denoising from every inverted
-    latent in reversed order into ``denoising_results``, and ((denoising_results[-15] - reverse_results[14])**2).sum().
-    The ε-predictor is ``PointMassEps``'s formula written out again."""
+    """The released ``secmi.py`` score, rebuilt step by step in NumPy: the vendored pipeline's inversion (float64
+    latents) over timesteps = range(0, 200, 10) into ``reverse_results``, its denoising from every inverted latent in
+    reversed order into ``denoising_results``, and ((denoising_results[-15] - reverse_results[14])**2).sum(). The
+    ε-predictor is ``PointMassEps``'s formula written out again."""
     # ᾱ as the released code reads it (the scheduler's float32 table), checked against the scaled-linear formula
     alphas = sd_scheduler("ddim").alphas_cumprod.double().numpy()
     np.testing.assert_allclose(alphas, np.cumprod(1 - np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2),

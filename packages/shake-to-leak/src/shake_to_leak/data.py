@@ -37,7 +37,8 @@ def check_subject_template(field_name: str, template: str) -> None:
                           "e.g. 'a photo of {subject}'") from None
     if fields != ["subject"]:
         raise ConfigError(f"{field_name}={template!r}: the only field allowed is {{subject}}, and it is needed "
-                          f"(found {', '.join('{' + f + '}' for f in fields) or 'none'})", "e.g. 'a photo of {subject}'")
+                          f"(found {', '.join('{' + f + '}' for f in fields) or 'none'})",
+                          "e.g. 'a photo of {subject}'")
 
 
 @dataclass(frozen=True)
