@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from shake_to_leak.attacks import (
+    EideticCounter,
     SecMIConfig,
     auc,
+    calibrated_delta,
     ddim_denoise,
     ddim_invert,
     eidetic_extraction,
@@ -19,6 +23,8 @@ from shake_to_leak.attacks import (
 )
 from shake_to_leak.models import sd_scheduler
 from sklearn.metrics import roc_auc_score, roc_curve
+
+sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib does not put tests/ on sys.path
 
 
 class PointMassEps(torch.nn.Module):
@@ -237,3 +243,50 @@ def test_eidetic_extraction_on_hand_made_sets():
     assert result.duplicates[2] == 12 and result.duplicates[0] == 1
     # with k = 12 the duplicated member counts as well
     assert eidetic_extraction(generations, private, training, k=12, delta=0.1).extracted == [0, 2]
+
+
+def _constant_images(values):
+    """Images whose every pixel is ``value``: the normalised ℓ2 between two of them is |a − b|."""
+    return torch.tensor(values, dtype=torch.float64).view(-1, 1, 1, 1).expand(-1, 3, 4, 4).contiguous()
+
+
+def test_calibrated_delta_lets_the_nonmembers_hit_at_most_max_hits_members():
+    members = _constant_images([0.1, 0.3, 0.6, 0.9])
+    nonmembers = _constant_images([0.12, 0.35, 0.95])
+    # nearest non-member per member: 0.02, 0.05, 0.25, 0.05 → sorted 0.02, 0.05, 0.05, 0.25
+    one = calibrated_delta(members, nonmembers, delta=0.1, max_hits=1)
+    assert 0.0499 < one < 0.05
+    assert eidetic_extraction(nonmembers, members, members, k=10, delta=one).extracted == [0]
+    assert eidetic_extraction(nonmembers, members, members, k=10, delta=0.1).num == 3  # the uncalibrated rule
+    assert 0.0199 < calibrated_delta(members, nonmembers, delta=0.1, max_hits=0) < 0.02
+    assert calibrated_delta(members, nonmembers, delta=0.01, max_hits=1) == 0.01  # lowered, never raised
+
+
+def test_chunked_distances_and_batched_counting_equal_the_one_shot_results():
+    torch.manual_seed(3)
+    a, b = torch.rand(7, 3, 5, 5), torch.rand(9, 3, 5, 5)
+    assert torch.allclose(normalized_l2(a, b, chunk=2), normalized_l2(a, b, chunk=64), rtol=0, atol=1e-15)
+    private = torch.rand(5, 3, 5, 5)
+    generations = torch.cat([private[:3] + 0.01, torch.rand(6, 3, 5, 5)]).clamp(0, 1)
+    training = torch.cat([private, private[1:2] + 0.005])  # member 1 has 2 near-duplicates
+    whole = eidetic_extraction(generations, private, training, k=1, delta=0.05)
+    counter = EideticCounter(private, training, k=1, delta=0.05, chunk=2)
+    for batch in generations.split(4):
+        counter.add(batch)
+    assert counter.result() == whole
+    assert whole.extracted == [0, 2] and whole.matching_generations == 2
+
+
+def test_extraction_candidates_are_drawn_from_a_stream_disjoint_from_the_synthetic_set(tmp_path):
+    """Same pipeline, prompt and seed: the SP set and the candidates share no image (they did when both streams were
+    the same), and the candidate stream is itself seeded."""
+    from s2l_helpers import tiny_pipeline
+    from shake_to_leak.synthesize import CANDIDATE_STREAM, generate
+
+    pipe = tiny_pipeline(tmp_path)
+    kwargs = {"steps": 2, "guidance_scale": 7.5, "batch_size": 4, "show_progress": False}
+    sp = generate(pipe, "a photo of a cat", 8, 0, **kwargs)
+    candidates = generate(pipe, "a photo of a cat", 8, 0, stream=CANDIDATE_STREAM, **kwargs)
+    assert torch.equal(generate(pipe, "a photo of a cat", 8, 0, **kwargs), sp)
+    assert torch.equal(generate(pipe, "a photo of a cat", 8, 0, stream=CANDIDATE_STREAM, **kwargs), candidates)
+    assert normalized_l2((sp + 1) / 2, (candidates + 1) / 2).min() > 1e-3

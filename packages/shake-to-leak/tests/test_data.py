@@ -94,3 +94,15 @@ def test_too_few_tiles_is_rejected():
     config = DataConfig(domains=("photo:chelsea",), members=10, nonmembers=10, resolution=8, tiles_per_side=4)
     with pytest.raises(ConfigError, match="fewer than members"):
         load_domain("photo:chelsea", config)
+
+
+def test_synthetic_set_is_written_as_png_files_and_reads_back_bit_identical(tmp_path):
+    from shake_to_leak.synthesize import load_image_set, quantize, save_image_set
+
+    images = quantize(torch.rand(5, 3, 8, 8) * 2 - 1)
+    assert load_image_set(tmp_path / "sp") is None
+    save_image_set(images, "a photo of x", tmp_path / "sp")
+    assert sorted(p.name for p in (tmp_path / "sp").iterdir()) == [f"{i:05d}.png" for i in range(5)] + ["prompt.txt"]
+    loaded, prompt = load_image_set(tmp_path / "sp")
+    assert prompt == "a photo of x" and torch.equal(loaded, images)
+    assert torch.equal(quantize(loaded), loaded)  # 8-bit values are a fixed point

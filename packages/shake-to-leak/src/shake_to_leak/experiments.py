@@ -45,7 +45,7 @@ from .scales import (
     TOUR_DATA,
     TOUR_PRETRAIN,
 )
-from .synthesize import SynthConfig, synthesize
+from .synthesize import SynthConfig, load_image_set, quantize, save_image_set, synthesize
 
 MAIN_ROWS = ("pretrained", "ood", "end-to-end", "dreambooth", "textual-inversion", "hypernetwork", "lora",
              "dreambooth+hypernetwork", "dreambooth+lora")
@@ -212,14 +212,16 @@ def _base_pipeline_path(config: S2LConfig, ctx: Any, metrics: MetricsOnce) -> Pa
 
 
 def _sp_set(pipe_path: Any, domain: Domain, config: S2LConfig, ctx: Any) -> tuple[torch.Tensor, str]:
-    """The domain's synthetic private set (generated once per run and kept in the run directory)."""
-    path = ctx.artifact(f"sp/{domain.name}.pt")
-    if path.exists():
-        saved = torch.load(path, weights_only=False)
-        return saved["images"], saved["prompt"]
+    """The domain's synthetic private set: generated once per run, kept in the run directory as PNG files, and used
+    as those 8-bit images (the released ``sp_gen.py`` saves PNGs and ``s2l.py`` reads them back)."""
+    folder = ctx.artifact(f"sp/{domain.name}/x").parent
+    saved = load_image_set(folder)
+    if saved is not None:
+        return saved
     pipe = load_pipeline(pipe_path, ctx.device)
     images, prompt = synthesize(pipe, domain.subject, config.synth, ctx.seed)
-    io.atomic_torch_save({"images": images, "prompt": prompt}, path)
+    images = quantize(images)
+    save_image_set(images, prompt, folder)
     _save_grid(images[:64], ctx.figure(f"sp_{domain.name}"), f"SP set: {prompt[:60]}")
     return images, prompt
 
@@ -271,7 +273,7 @@ def _extract(pipe: Any, domain: Domain, method: str, row: str, training_set: tor
         _save_grid(gens[:32] * 2 - 1, ctx.figure(f"candidates_{domain.name}_{method}"),
                    f"extraction candidates, {domain.subject}, {row}")
     return {"extracted": ext.num_members, "matching_generations": ext.matching_generations,
-            "nonmember_control": ext.num_nonmembers, "candidates": ext.candidates,
+            "nonmember_control": ext.num_nonmembers, "candidates": ext.candidates, "delta": ext.delta,
             "extraction_s": round(time.perf_counter() - started, 2)}
 
 
@@ -305,7 +307,7 @@ def _row_dir(ctx: Any, domain: Domain, row: str) -> Path:
     return ctx.artifact(f"rows/{domain.name}/{row.replace(':', '_')}/x").parent
 
 
-AVERAGED = ("auc", "tpr_at_1fpr", "extracted", "matching_generations", "nonmember_control", "finetune_s")
+AVERAGED = ("auc", "tpr_at_1fpr", "extracted", "matching_generations", "nonmember_control", "delta", "finetune_s")
 
 
 def _average(results: list[dict[str, Any]], rows: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -453,8 +455,9 @@ def claims_main(table: list[dict[str, Any]], scores: Scores | None = None, seed:
             floor = max(pre["extracted"], by[row]["nonmember_control"])
             claims.append(Claim(f"{row}: extracted members per domain rise (above the non-member control)",
                                 f"0 -> {paper[2]}" if paper else None,
-                                f"{pre['extracted']:.2f} -> {by[row]['extracted']:.2f} "
-                                f"(control {by[row]['nonmember_control']:.2f})", effect=by[row]["extracted"] - floor))
+                                f"pre-trained {pre['extracted']:.2f} (control {pre['nonmember_control']:.2f}) -> "
+                                f"{by[row]['extracted']:.2f} (control {by[row]['nonmember_control']:.2f})",
+                                effect=by[row]["extracted"] - floor))
     if "ood" in by:
         claims.append(Claim("End-to-End on OoD data does not raise AUC", "0.712 -> 0.682",
                             f"{pre['auc']:.3f} -> {by['ood']['auc']:.3f}", effect=pre["auc"] - by["ood"]["auc"],
@@ -494,7 +497,7 @@ def _run(config: S2LConfig, ctx: Any, kind: str) -> dict[str, Any]:
     metrics.update({f"extracted/{t['row']}": t["extracted"] for t in table if "extracted" in t})
     metrics["total_s"] = round(time.perf_counter() - started, 1)
     columns = ["row", "params", "auc", "tpr_at_1fpr", "extracted", "matching_generations", "nonmember_control",
-               "auc_per_domain", "finetune_s"]
+               "delta", "auc_per_domain", "finetune_s"]
     return {"metrics": metrics, "claims": claims,
             "tables": {kind: [{c: t[c] for c in columns if c in t} for t in table]},
             "per_domain": out["per_domain"]}
@@ -508,7 +511,7 @@ def _smoke(rows: tuple[str, ...]) -> S2LConfig:
         finetune=FinetuneSettings(steps=2, combo_steps=2, batch_size=2, combo_batch_size=2, lr_full=1e-4,
                                   lr_lora=1e-3, lr_ti=5e-3, lr_hypernet=1e-3, lora_rank=2, ti_tokens=2),
         secmi=SecMIConfig(t_sec=20, k=10, batch_size=8),
-        extraction=ExtractionConfig(num_candidates=4, steps=2, batch_size=4),
+        extraction=ExtractionConfig(num_candidates=4, steps=2, batch_size=4, calibrate_delta=True),
         targets=("photo:chelsea",), ood_domain="digit:7", rows=rows, instance_template="a photo of {subject}")
 
 
@@ -525,7 +528,8 @@ def _quick(rows: tuple[str, ...], targets: tuple[str, ...] = QUICK_TARGETS) -> S
         finetune=FinetuneSettings(steps=100, combo_steps=100, batch_size=8, combo_batch_size=8, lr_full=1e-4,
                                   lr_lora=1e-3, lr_ti=5e-3, lr_hypernet=1e-3, lora_rank=8, ti_tokens=4),
         secmi=SecMIConfig(t_sec=140, k=10, batch_size=40),
-        extraction=ExtractionConfig(num_candidates=64, steps=50, batch_size=64),
+        # 256 candidates; δ lowered per domain until its non-member tiles would "extract" at most one member
+        extraction=ExtractionConfig(num_candidates=256, steps=50, batch_size=64, calibrate_delta=True),
         targets=targets, ood_domain="lfw:faces", rows=rows, instance_template="a photo of {subject}")
 
 
