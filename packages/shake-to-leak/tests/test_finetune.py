@@ -214,8 +214,38 @@ def test_hypernetwork_trains_only_the_hypernetwork(token_dir, images, tmp_path, 
         assert after[name].keys() == before[name].keys() and not changed(before[name], after[name]), name
     hypernetwork = installed_hypernetwork(pipe)
     assert float(hypernetwork.key[str(CONTEXT_DIM)].net[-1].weight.abs().sum()) > 0  # zero-initialised, then moved
-    d, h = CONTEXT_DIM, 2 * CONTEXT_DIM  # [1, 2, 2, 1]: three Linear layers for key and for value
-    assert trainable_parameter_count(artefact) == 2 * ((d * h + h) + (h * h + h) + (h * d + d))
+    assert float(hypernetwork.key["8"].net[-1].weight.abs().sum()) > 0  # the 8-channel self-attention's MLP too
+    # [1, 2, 2, 1]: three Linear layers for key and for value, per width: 8 (self-attention), 16 (self + text)
+    assert trainable_parameter_count(artefact) == sum(2 * (d * 2 * d + 2 * d + 4 * d * d + 2 * d + 2 * d * d + d)
+                                                      for d in (8, CONTEXT_DIM))
+
+
+def test_hypernetwork_on_sd_v1_1_has_the_papers_45m_parameters():
+    """A1111's [1, 2, 2, 1] hypernetwork on SD v1.1's UNet (built from its config on the meta device, no weights):
+    key and value MLPs for the self-attention widths 320, 640, 1280 and the 768-wide text context; per width d,
+    2 × (d·2d + 2d + 2d·2d + 2d + 2d·d + d) = 16d² + 10d, 43,873,664 in all (paper: 45M)."""
+    from diffusers import UNet2DConditionModel
+    from shake_to_leak.finetune_hypernetwork import Hypernetwork, context_widths
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8,
+                                    block_out_channels=(320, 640, 1280, 1280), layers_per_block=2)
+        widths = context_widths(unet)
+        count = sum(p.numel() for p in Hypernetwork(widths, hidden_mult=2).parameters())
+    assert widths == [320, 640, 768, 1280]
+    assert count == sum(16 * d * d + 10 * d for d in (320, 640, 768, 1280)) == 43_873_664
+
+
+def test_the_hypernetwork_reaches_self_attention(token_dir):
+    """Moving only the 8-wide MLPs (used by nothing but the 8-channel self-attention) changes the UNet's output."""
+    from shake_to_leak.finetune_hypernetwork import install
+
+    pipe = fresh(token_dir)
+    _, eps = context_and_eps(pipe)
+    hypernetwork = install(pipe, hidden_mult=2)
+    with torch.no_grad():
+        hypernetwork.value["8"].net[-1].bias.fill_(0.5)  # (a shift of every key would cancel in the softmax)
+    assert not torch.allclose(context_and_eps(pipe)[1], eps, atol=1e-3)
 
 
 def test_an_untrained_hypernetwork_is_the_identity(token_dir):

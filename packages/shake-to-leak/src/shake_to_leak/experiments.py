@@ -49,6 +49,9 @@ from .synthesize import SynthConfig, load_image_set, quantize, save_image_set, s
 
 MAIN_ROWS = ("pretrained", "ood", "end-to-end", "dreambooth", "textual-inversion", "hypernetwork", "lora",
              "dreambooth+hypernetwork", "dreambooth+lora")
+# At quick scale every method trains at batch 8 for 100 steps, where DreamBooth+Hypernetwork (the Hypernetwork's
+# parameters under the combo script's batch 2) would repeat the Hypernetwork run bit for bit: it is left out there.
+QUICK_MAIN_ROWS = tuple(r for r in MAIN_ROWS if r != "dreambooth+hypernetwork")
 ROW_KEYS = {"rank": "lora_rank", "tokens": "ti_tokens", "std": "perturb_std"}
 
 # The paper's Table 1: AUC, TPR@1%FPR, extraction Num per row.
@@ -582,7 +585,7 @@ def experiments() -> list[Experiment]:
     stds = (2e-4, 8e-4, 3.2e-3)
     return [
         _experiment("main-table", "Table 1: SecMI AUC / TPR@1%FPR and Eidetic extraction after S2L fine-tuning",
-                    MAIN_ROWS, MAIN_ROWS, MAIN_ROWS, tour=_tour()),
+                    MAIN_ROWS, QUICK_MAIN_ROWS, MAIN_ROWS, tour=_tour()),
         _experiment("lora-rank", "LoRA-rank sweep of S2L (DreamBooth+LoRA): AUC and extraction vs rank",
                     ("pretrained", "dreambooth+lora:rank=1", "dreambooth+lora:rank=4"),
                     ("pretrained", *(f"dreambooth+lora:rank={r}" for r in ranks)),

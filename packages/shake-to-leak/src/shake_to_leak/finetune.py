@@ -13,7 +13,7 @@ method                      trained parameters                                  
 ``lora``                    peft LoRA on UNet + text encoder + VAE attention               lora
 ``dreambooth+lora``         peft LoRA on UNet + text encoder (the repo's lora_db.sh)       lora
 ``textual-inversion``       K new token-embedding rows only                                textual_inversion
-``hypernetwork``            residual MLPs on the cross-attention K/V context               hypernetwork
+``hypernetwork``            residual MLPs on every attention's K/V context (A1111)         hypernetwork
 ``dreambooth+hypernetwork`` the same hypernetwork under the DreamBooth recipe (batch 2)    hypernetwork
 ``perturb``                 nothing: θ_UNet ← θ_UNet + N(0, ε²) (paper's Gaussian control) full
 =========================== ============================================================== =================
