@@ -425,3 +425,29 @@ def test_half_precision_pipelines_are_refused_for_training(token_dir, images, tm
     pipe.unet.to(torch.float16)
     with pytest.raises(ConfigError, match="float32"):
         run(pipe, images, "lora", tmp_path / "a")
+
+
+@pytest.mark.parametrize("method", ["dreambooth", "end-to-end", "perturb", "dreambooth+lora", "textual-inversion"])
+def test_artefacts_load_with_the_stock_diffusers_api(token_dir, images, tmp_path, method):
+    """Full fine-tunes: ``StableDiffusionPipeline.from_pretrained(artefact)``; LoRA (UNet + text encoder):
+    ``pipe.load_lora_weights``; Textual Inversion: ``pipe.load_textual_inversion``. Each gives the trained model's
+    text context and noise prediction, which differ from the base's."""
+    from diffusers import StableDiffusionPipeline
+    from shake_to_leak.finetune_textual_inversion import embedding_files
+
+    _, base_eps = context_and_eps(fresh(token_dir))
+    trained = fresh(token_dir)
+    artefact = run(trained, images, method, tmp_path / "a", lr=1e-2, perturb_std=0.05)
+    expected_context, expected_eps = context_and_eps(trained)
+    if method in ("dreambooth", "end-to-end", "perturb"):
+        assert (artefact / "model_index.json").exists()
+        stock = StableDiffusionPipeline.from_pretrained(str(artefact))
+    else:
+        stock = fresh(token_dir)
+        if method == "dreambooth+lora":
+            stock.load_lora_weights(str(artefact))
+        else:
+            stock.load_textual_inversion(embedding_files(artefact, 4))
+    context, eps = context_and_eps(stock)
+    assert torch.allclose(context, expected_context, atol=1e-5) and torch.allclose(eps, expected_eps, atol=1e-5)
+    assert not torch.allclose(eps, base_eps, atol=1e-4)

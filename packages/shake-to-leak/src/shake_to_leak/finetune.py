@@ -53,7 +53,7 @@ METHODS = (
     "perturb",
 )
 META_FILE = "finetune.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: full fine-tunes as a pipeline folder, LoRA in diffusers' format
 
 # The released scripts: 100 epochs of 2000 SP images at batch 4 (lora_db.sh: batch 2), lr 1e-6.
 _PAPER_EPOCHS, _PAPER_SP_IMAGES = 100, 2000
