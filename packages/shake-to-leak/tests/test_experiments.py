@@ -73,6 +73,12 @@ def test_smoke_run_writes_table_and_resumes(tmp_path):
     assert rows == ["pretrained", "perturb:std=8e-4"]
     for entry in results["tables"]["perturbation"]:
         assert 0.0 <= entry["auc"] <= 1.0 and entry["extracted"] >= 0
+        assert 0.0 < entry["delta"] <= 0.1  # calibrated per domain, never above the paper's δ
+    # the pre-trained model's AUC on every corpus domain, the target's taken from its row
+    everywhere = results["tables"]["pretrained-auc-all-domains"]
+    assert [e["domain"] for e in everywhere] == ["photo:chelsea", "photo:coffee", "digit:7"]
+    assert everywhere[0]["auc"] == results["tables"]["perturbation"][0]["auc"] and everywhere[0]["target"]
+    assert all(0.0 <= e["auc"] <= 1.0 for e in everywhere)
     # SecMI scores were written per image; a resumed run reuses finished rows and rebuilds the same table
     scores = (run / "rows" / "chelsea" / "pretrained" / "secmi_scores.jsonl").read_text().splitlines()
     assert len(scores) == 8

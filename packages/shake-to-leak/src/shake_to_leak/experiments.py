@@ -303,7 +303,26 @@ def run_table(config: S2LConfig, ctx: Any) -> dict[str, Any]:
             metrics.row(result)  # also a finished row whose record a kill prevented
             results.append(result)
             scores.setdefault(row, {})[spec] = read_scores(done.parent / "secmi_scores.jsonl")
-    return {"per_domain": results, "table": _average(results, config.rows), "scores": scores}
+    out = {"per_domain": results, "table": _average(results, config.rows), "scores": scores}
+    if "pretrained" in config.rows:
+        out["pretrained_all_domains"] = _pretrained_auc_all_domains(pipe_path, domains, results, config, ctx)
+    return out
+
+
+def _pretrained_auc_all_domains(pipe_path: Any, domains: list[Domain], results: list[dict[str, Any]],
+                                config: S2LConfig, ctx: Any) -> list[dict[str, Any]]:
+    """SecMI AUC of the pre-trained model on every corpus domain (targets from their rows, the others scored here)."""
+    known = {r["domain"]: r for r in results if r["row"] == "pretrained"}
+    pipe, table = None, []
+    for domain in domains:
+        if domain.spec not in known:
+            pipe = pipe or load_pipeline(pipe_path, ctx.device)
+            path = _row_dir(ctx, domain, "pretrained") / "secmi_scores.jsonl"
+            mia = secmi_attack(pipe, domain, config.secmi, ctx.seed, path, show_progress=False)
+            known[domain.spec] = {"auc": mia.auc, "tpr_at_1fpr": mia.tpr_at_1fpr}
+        table.append({"domain": domain.spec, "target": domain.spec in config.targets,
+                      "auc": known[domain.spec]["auc"], "tpr_at_1fpr": known[domain.spec]["tpr_at_1fpr"]})
+    return table
 
 
 def _row_dir(ctx: Any, domain: Domain, row: str) -> Path:
@@ -498,11 +517,14 @@ def _run(config: S2LConfig, ctx: Any, kind: str) -> dict[str, Any]:
     claims = claims_main(table, out["scores"], ctx.seed) if kind == "main-table" else claims_sweep(table, kind)
     metrics = {f"auc/{t['row']}": t["auc"] for t in table}
     metrics.update({f"extracted/{t['row']}": t["extracted"] for t in table if "extracted" in t})
+    metrics.update({f"pretrained_auc/{t['domain']}": t["auc"] for t in out.get("pretrained_all_domains", [])})
     metrics["total_s"] = round(time.perf_counter() - started, 1)
     columns = ["row", "params", "auc", "tpr_at_1fpr", "extracted", "matching_generations", "nonmember_control",
                "delta", "auc_per_domain", "finetune_s"]
-    return {"metrics": metrics, "claims": claims,
-            "tables": {kind: [{c: t[c] for c in columns if c in t} for t in table]},
+    tables = {kind: [{c: t[c] for c in columns if c in t} for t in table]}
+    if "pretrained_all_domains" in out:
+        tables["pretrained-auc-all-domains"] = out["pretrained_all_domains"]
+    return {"metrics": metrics, "claims": claims, "tables": tables,
             "per_domain": out["per_domain"]}
 
 
