@@ -106,3 +106,25 @@ def test_synthetic_set_is_written_as_png_files_and_reads_back_bit_identical(tmp_
     loaded, prompt = load_image_set(tmp_path / "sp")
     assert prompt == "a photo of x" and torch.equal(loaded, images)
     assert torch.equal(quantize(loaded), loaded)  # 8-bit values are a fixed point
+
+
+def test_folder_domain_reads_per_image_captions(tmp_path):
+    import json
+
+    _write(tmp_path / "d" / "members", 2)
+    _write(tmp_path / "d" / "nonmembers", 1)
+    (tmp_path / "d" / "subject.txt").write_text("ada")
+    captions = {"members/0.png": "ada at a desk", "members/1.png": "ada outside", "nonmembers/0.png": "ada, 1840"}
+    (tmp_path / "d" / "captions.json").write_text(json.dumps(captions))
+    domain = load_domain(f"folder:{tmp_path / 'd'}", DataConfig(domains=("photo:chelsea",), resolution=8))
+    assert domain.image_captions() == ["ada at a desk", "ada outside", "ada, 1840"]
+    assert pretraining_corpus([domain])[1] == ["ada at a desk", "ada outside"]
+    del captions["members/1.png"]
+    (tmp_path / "d" / "captions.json").write_text(json.dumps(captions))
+    with pytest.raises(ConfigError, match=r"no caption for 1 image\(s\), e.g. 'members/1.png'"):
+        load_domain(f"folder:{tmp_path / 'd'}", DataConfig(domains=("photo:chelsea",), resolution=8))
+
+
+def test_domains_without_captions_file_use_the_domain_caption():
+    domain = load_domain("digit:7", DataConfig(domains=("digit:7",), members=2, nonmembers=3, resolution=8))
+    assert domain.image_captions() == ["a photo of digit seven"] * 5

@@ -183,12 +183,13 @@ class MIAResult:
 
 
 def secmi_attack(pipe: Any, domain: Domain, config: SecMIConfig, seed: int, path: Path | None = None,
-                 show_progress: bool = True, caption: str | None = None) -> MIAResult:
-    """SecMI on one domain's members vs non-members, all with the same caption (default: the domain's)."""
-    caption = caption or domain.caption
+                 show_progress: bool = True, captions: list[str] | None = None) -> MIAResult:
+    """SecMI on one domain's members vs non-members, each image with its caption (default: ``image_captions()``, its
+    own caption where the domain has them, as the released code, else the domain's)."""
+    captions = captions or domain.image_captions()
     images = torch.cat([domain.members, domain.nonmembers])
     ids = [f"m{i}" for i in range(len(domain.members))] + [f"n{i}" for i in range(len(domain.nonmembers))]
-    scores = secmi_scores(pipe, images, [caption] * len(images), ids, config, seed, path, show_progress)
+    scores = secmi_scores(pipe, images, captions, ids, config, seed, path, show_progress)
     member = np.array([scores[i] for i in ids if i.startswith("m")])
     nonmember = np.array([scores[i] for i in ids if i.startswith("n")])
     return MIAResult(auc(member, nonmember), tpr_at_fpr(member, nonmember), float(member.mean()),

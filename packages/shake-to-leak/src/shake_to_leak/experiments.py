@@ -248,10 +248,11 @@ def _run_row(row: str, domain: Domain, sp: torch.Tensor, ood_sp: torch.Tensor, o
         params = trainable_parameter_count(artefact)
         # The attacks run on the artefact loaded into a fresh base pipeline (the released code could not load LoRA).
         pipe = load_finetuned(load_pipeline(pipe_path, ctx.device), artefact)
-    caption = finetuned_prompt(pipe, domain.caption)  # Textual Inversion: the learned tokens join the caption
+    # Textual Inversion: the learned tokens join every image's caption
+    captions = [finetuned_prompt(pipe, c) for c in domain.image_captions()]
     started = time.perf_counter()
     mia = secmi_attack(pipe, domain, config.secmi, ctx.seed, row_dir / "secmi_scores.jsonl", show_progress=False,
-                       caption=caption)
+                       captions=captions)
     mia_s = time.perf_counter() - started
     result = {"domain": domain.spec, "row": row, "auc": mia.auc, "tpr_at_1fpr": mia.tpr_at_1fpr,
               "member_score": mia.member_mean, "nonmember_score": mia.nonmember_mean, "params": params,
