@@ -60,6 +60,13 @@ def test_bad_settings_fail_in_one_line_before_any_work(tmp_path, capsys, assignm
     assert not (tmp_path / "o").exists()
 
 
+def test_paper_ood_control_fine_tunes_on_the_ood_images():
+    paper = experiments()[0].config("paper")
+    assert paper.ood_source == "images" and experiments()[0].config("quick").ood_source == "sp"
+    with pytest.raises(ConfigError, match="ood_source='real'"):
+        dataclasses.replace(paper, ood_source="real")
+
+
 def _run(tmp_path, *extra):
     return main(["run", "shake-to-leak:perturbation", "--scale", "smoke", "--device", "cpu", "--threads", "1",
                  "--out", str(tmp_path), *extra])

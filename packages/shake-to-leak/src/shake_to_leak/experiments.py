@@ -111,7 +111,8 @@ class S2LConfig:
     secmi: SecMIConfig = field(default_factory=SecMIConfig)
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
     targets: tuple[str, ...] = ("photo:chelsea",)
-    ood_domain: str = "lfw:faces"  # the OoD control fine-tunes End-to-End on this domain's SP set
+    ood_domain: str = "lfw:faces"  # the OoD control fine-tunes End-to-End on this domain's images
+    ood_source: str = "sp"  # "sp": the OoD domain's synthetic set (its subject as prompt); "images": its own images
     rows: tuple[str, ...] = MAIN_ROWS
     instance_template: str = "photo of {subject}"  # s2l scripts: --instance_prompt="photo of <Name>"
     keep_artefacts: bool = False  # fine-tuned weights are deleted once a row's attacks are written
@@ -125,6 +126,8 @@ class S2LConfig:
                 raise ConfigError(f"domain {spec!r} is not in data.domains", f"data.domains = {self.data.domains}")
         if self.ood_domain in self.targets and "ood" in self.rows:
             raise ConfigError(f"ood_domain {self.ood_domain!r} is also a target", "pick a domain that is not a target")
+        if self.ood_source not in ("sp", "images"):
+            raise ConfigError(f"ood_source={self.ood_source!r}", "use sp (its synthetic set) or images (its own)")
         check_subject_template("instance_template", self.instance_template)
         for row in self.rows:  # every row's fine-tuning settings are checked now, before any pre-training
             method, overrides = parse_row(row)
@@ -288,7 +291,10 @@ def run_table(config: S2LConfig, ctx: Any) -> dict[str, Any]:
     domains = load_domains(config.data)
     training_set, _ = pretraining_corpus(domains)
     ood = domain_by_spec(domains, config.ood_domain)
-    ood_sp = _sp_set(pipe_path, ood, config, ctx)[0] if "ood" in config.rows else None
+    ood_sp = None
+    if "ood" in config.rows:  # the OoD fine-tuning set: the OoD images themselves, or the OoD subject's SP set
+        ood_sp = (torch.cat([ood.members, ood.nonmembers]) if config.ood_source == "images"
+                  else _sp_set(pipe_path, ood, config, ctx)[0])
     results, scores = [], {}
     for spec in config.targets:
         domain = domain_by_spec(domains, spec)
@@ -585,7 +591,7 @@ def _paper(rows: tuple[str, ...]) -> S2LConfig:
         finetune=FinetuneSettings(lora_rank=64, ti_tokens=12),  # r=64 on q/k/v/out: 17.5M ≈ the paper's 19M
         secmi=SecMIConfig(t_sec=140, k=10, batch_size=8),
         extraction=ExtractionConfig(num_candidates=5000, batch_size=8, prompt_template="A photo of {subject}"),
-        targets=PAPER_DATA.domains, ood_domain="folder:data/s2l/ood", rows=rows)
+        targets=PAPER_DATA.domains, ood_domain="folder:data/s2l/ood", ood_source="images", rows=rows)
 
 
 def _experiment(name: str, description: str, smoke_rows: tuple[str, ...], quick_rows: tuple[str, ...],
