@@ -60,6 +60,19 @@ def test_bad_settings_fail_in_one_line_before_any_work(tmp_path, capsys, assignm
     assert not (tmp_path / "o").exists()
 
 
+def test_prior_preservation_applies_to_the_s2l_script_methods_only():
+    from shake_to_leak.experiments import finetune_config
+
+    base = experiments()[0].config("smoke")
+    on = dataclasses.replace(base, finetune=dataclasses.replace(base.finetune, prior_preservation=True))
+    assert not finetune_config(base, "dreambooth", {}, 0).with_prior_preservation
+    for method in ("dreambooth", "end-to-end", "lora", "dreambooth+lora", "ood"):
+        assert finetune_config(on, method, {}, 0).with_prior_preservation, method
+        assert finetune_config(on, method, {}, 0).class_prompt == "a photo of a person"
+    for method in ("textual-inversion", "hypernetwork", "perturb"):
+        assert not finetune_config(on, method, {}, 0).with_prior_preservation, method
+
+
 def test_paper_ood_control_fine_tunes_on_the_ood_images():
     paper = experiments()[0].config("paper")
     assert paper.ood_source == "images" and experiments()[0].config("quick").ood_source == "sp"

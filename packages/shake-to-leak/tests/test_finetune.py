@@ -45,10 +45,10 @@ def fresh(token_dir):
     return tiny_pipeline(token_dir, seed=0)
 
 
-def run(pipe, images, method, out_dir, **overrides):
+def run(pipe, images, method, out_dir, class_images=None, **overrides):
     overrides = {"ti_tokens": 4, **overrides}
     config = dataclasses.replace(quick_defaults(method, steps=3), batch_size=2, **overrides)
-    return finetune(pipe, images, PROMPT, config, out_dir, progress=False)
+    return finetune(pipe, images, PROMPT, config, out_dir, progress=False, class_images=class_images)
 
 
 def states(pipe):
@@ -451,3 +451,25 @@ def test_artefacts_load_with_the_stock_diffusers_api(token_dir, images, tmp_path
     context, eps = context_and_eps(stock)
     assert torch.allclose(context, expected_context, atol=1e-5) and torch.allclose(eps, expected_eps, atol=1e-5)
     assert not torch.allclose(eps, base_eps, atol=1e-4)
+
+
+def test_dreambooth_prior_preservation_adds_the_class_loss(token_dir, images, tmp_path):
+    """s2l.py's --with_prior_preservation: class images join every batch and their loss is weighted in (seeded, and
+    a different model from the plain run); class images must come exactly with the flag, and with a class prompt."""
+    prior = {"with_prior_preservation": True, "class_prompt": "a photo of a dog"}
+    class_images = tiny_images(3, seed=5)
+    plain = fresh(token_dir)
+    run(plain, images, "dreambooth", tmp_path / "plain")
+    with_prior = fresh(token_dir)
+    artefact = run(with_prior, images, "dreambooth", tmp_path / "prior", class_images=class_images, **prior)
+    again = fresh(token_dir)
+    run(again, images, "dreambooth", tmp_path / "again", class_images=class_images, **prior)
+    assert not changed(states(with_prior)["unet"], states(again)["unet"])  # seeded, class draws included
+    assert changed(states(plain)["unet"], states(with_prior)["unet"])
+    losses = json.loads((artefact / "losses.json").read_text())
+    assert len(losses) == 3 and all(loss > 0 for loss in losses)
+    with pytest.raises(ConfigError, match="class_images must be given exactly when"):
+        run(fresh(token_dir), images, "dreambooth", tmp_path / "x", **prior)
+    with pytest.raises(ConfigError, match="class_prompt"):
+        run(fresh(token_dir), images, "dreambooth", tmp_path / "y", class_images=class_images,
+            with_prior_preservation=True)

@@ -45,13 +45,14 @@ from .scales import (
     TOUR_DATA,
     TOUR_PRETRAIN,
 )
-from .synthesize import SynthConfig, load_image_set, quantize, save_image_set, synthesize
+from .synthesize import SynthConfig, generate, load_image_set, quantize, save_image_set, synthesize
 
 MAIN_ROWS = ("pretrained", "ood", "end-to-end", "dreambooth", "textual-inversion", "hypernetwork", "lora",
              "dreambooth+hypernetwork", "dreambooth+lora")
 # At quick scale every method trains at batch 8 for 100 steps, where DreamBooth+Hypernetwork (the Hypernetwork's
 # parameters under the combo script's batch 2) would repeat the Hypernetwork run bit for bit: it is left out there.
 QUICK_MAIN_ROWS = tuple(r for r in MAIN_ROWS if r != "dreambooth+hypernetwork")
+PRIOR_METHODS = ("end-to-end", "dreambooth", "lora", "dreambooth+lora")  # the methods s2l.py trains
 ROW_KEYS = {"rank": "lora_rank", "tokens": "ti_tokens", "std": "perturb_std"}
 
 # The paper's Table 1: AUC, TPR@1%FPR, extraction Num per row.
@@ -80,11 +81,16 @@ class FinetuneSettings:
     hypernet_hidden_mult: int = 2
     perturb_std: float = 8e-4
     train_text_encoder: bool = True
+    # s2l.py --with_prior_preservation (off in every shipped script): for the s2l.py methods (End-to-End, DreamBooth,
+    # LoRA, DreamBooth+LoRA), num_class_images sampled from class_prompt by the attacked model join every batch
+    prior_preservation: bool = False
+    class_prompt: str = "a photo of a person"
+    num_class_images: int = 100  # s2l.py's default
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.type == "bool" or isinstance(value, bool):
+            if f.type in ("bool", "str") or isinstance(value, bool | str):
                 continue
             if not isinstance(value, int | float) or not value > 0 or (f.type == "int" and not isinstance(value, int)):
                 raise ConfigError(f"finetune.{f.name}={value!r}: must be a positive {f.type}")
@@ -168,7 +174,9 @@ def finetune_config(config: S2LConfig, method: str, overrides: dict[str, Any], s
               "lr": settings.lr(method), "batch_size": settings.combo_batch_size if combo else settings.batch_size,
               "lora_rank": settings.lora_rank, "ti_tokens": settings.ti_tokens,
               "hypernet_hidden_mult": settings.hypernet_hidden_mult, "perturb_std": settings.perturb_std,
-              "train_text_encoder": settings.train_text_encoder, "seed": seed, **overrides}
+              "train_text_encoder": settings.train_text_encoder, "seed": seed,
+              "with_prior_preservation": settings.prior_preservation and method in PRIOR_METHODS,
+              "class_prompt": settings.class_prompt, **overrides}
     return FinetuneConfig(method, **values)
 
 
@@ -232,6 +240,21 @@ def _sp_set(pipe_path: Any, domain: Domain, config: S2LConfig, ctx: Any) -> tupl
     return images, prompt
 
 
+def _class_set(pipe_path: Any, config: S2LConfig, ctx: Any) -> torch.Tensor:
+    """s2l.py's class-prior images: ``num_class_images`` samples of the attacked model for ``class_prompt`` at its
+    default sampling settings, generated once per run and kept as PNG files."""
+    folder = ctx.artifact("class_images/x").parent
+    saved = load_image_set(folder)
+    if saved is not None:
+        return saved[0]
+    settings = config.finetune
+    images = quantize(generate(load_pipeline(pipe_path, ctx.device), settings.class_prompt, settings.num_class_images,
+                               ctx.seed, config.synth.steps, config.synth.guidance_scale, None, config.synth.scheduler,
+                               config.synth.batch_size, False, stream="class-prior"))
+    save_image_set(images, settings.class_prompt, folder)
+    return images
+
+
 def _run_row(row: str, domain: Domain, sp: torch.Tensor, ood_sp: torch.Tensor, ood_subject: str,
              pipe_path: Any, training_set: torch.Tensor, config: S2LConfig, ctx: Any) -> dict[str, Any]:
     """Fine-tune (unless ``pretrained``), load the artefact into a fresh pipeline, run SecMI and extraction."""
@@ -244,9 +267,10 @@ def _run_row(row: str, domain: Domain, sp: torch.Tensor, ood_sp: torch.Tensor, o
     if method != "pretrained":
         ft_config = finetune_config(config, method, overrides, ctx.seed)
         images, subject = (ood_sp, ood_subject) if method == "ood" else (sp, domain.subject)
+        class_images = _class_set(pipe_path, config, ctx) if ft_config.with_prior_preservation else None
         started = time.perf_counter()
         artefact = finetune(pipe, images, config.instance_template.format(subject=subject), ft_config,
-                            row_dir / "artefact")
+                            row_dir / "artefact", class_images=class_images)
         train_s = time.perf_counter() - started
         params = trainable_parameter_count(artefact)
         # The attacks run on the artefact loaded into a fresh base pipeline (the released code could not load LoRA).
