@@ -9,7 +9,7 @@ decay 1e-2, ε 1e-8), constant learning rate, gradient-norm clip 1.0, fp32. The 
 method                      trained parameters                                             finetune_*
 =========================== ============================================================== =================
 ``end-to-end``              whole UNet + text encoder + VAE (the VAE through the latents)  full
-``dreambooth``              whole UNet + text encoder (no prior preservation, as s2l.py)   full
+``dreambooth``              whole UNet + text encoder (prior preservation optional)        full
 ``lora``                    peft LoRA on UNet + text encoder + VAE attention               lora
 ``dreambooth+lora``         peft LoRA on UNet + text encoder (the repo's lora_db.sh)       lora
 ``textual-inversion``       K new token-embedding rows only                                textual_inversion
