@@ -23,7 +23,8 @@ COMPONENTS = ("unet", "text_encoder", "vae")
 class FullWeights:
     """DreamBooth (UNet + text encoder, s2l.py ``--train_text_encoder``) and End-to-End (+ ``--train_vae``).
 
-    Prior preservation (s2l.py's ``--with_prior_preservation``) is the shared loop's, off unless configured. Unlike s2l.py, ``train_text_encoder=False`` really trains the
+    Prior preservation (s2l.py's ``--with_prior_preservation``) is the shared loop's, off unless configured. Unlike
+    s2l.py, ``train_text_encoder=False`` really trains the
     UNet (the released code gave the optimiser ``vae.parameters()`` in that case).
     """
 
