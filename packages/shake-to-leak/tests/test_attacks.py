@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from shake_to_leak.attacks import (
+    EideticCounter,
     SecMIConfig,
     auc,
+    calibrated_delta,
     ddim_denoise,
     ddim_invert,
     eidetic_extraction,
@@ -19,6 +23,8 @@ from shake_to_leak.attacks import (
 )
 from shake_to_leak.models import sd_scheduler
 from sklearn.metrics import roc_auc_score, roc_curve
+
+sys.path.insert(0, str(Path(__file__).parent))  # --import-mode=importlib does not put tests/ on sys.path
 
 
 class PointMassEps(torch.nn.Module):
@@ -109,6 +115,52 @@ def test_secmi_t_error_is_zero_for_the_exact_model_and_positive_otherwise():
     assert min(off.values()) > 1e-8
 
 
+def _released_secmi_score(z0: np.ndarray, mu: np.ndarray, bias: float) -> np.ndarray:
+    """The released ``secmi.py`` score, rebuilt step by step in NumPy: the vendored pipeline's inversion (float64
+    latents) over timesteps = range(0, 200, 10) into ``reverse_results``, its denoising from every inverted latent in
+    reversed order into ``denoising_results``, and ((denoising_results[-15] - reverse_results[14])**2).sum(). The
+    ε-predictor is ``PointMassEps``'s formula written out again."""
+    # ᾱ as the released code reads it (the scheduler's float32 table), checked against the scaled-linear formula
+    alphas = sd_scheduler("ddim").alphas_cumprod.double().numpy()
+    np.testing.assert_allclose(alphas, np.cumprod(1 - np.linspace(0.00085 ** 0.5, 0.012 ** 0.5, 1000) ** 2),
+                               rtol=1e-5)
+
+    def eps(x, t):
+        return (x - np.sqrt(alphas[t]) * mu) / np.sqrt(1 - alphas[t]) + bias * np.sin(30 * x) * t / 1000
+
+    def move(x, t_from, t_to):  # the DDIM scheduler's reverse() / step() with η = 0
+        e = eps(x, t_from)
+        x0 = (x - np.sqrt(1 - alphas[t_from]) * e) / np.sqrt(alphas[t_from])
+        return np.sqrt(alphas[t_to]) * x0 + np.sqrt(1 - alphas[t_to]) * e
+
+    timesteps = list(range(0, 200, 10))
+    reverse_results = [z0]
+    for i, t in enumerate(timesteps[:-1]):
+        reverse_results.append(move(reverse_results[-1], t, timesteps[i + 1]))
+    timesteps = list(reversed(timesteps))
+    denoising_results = []
+    for i, t in enumerate(timesteps[:-1]):
+        denoising_results.append(move(reverse_results[len(reverse_results) - 1 - i], t, timesteps[i + 1]))
+    return ((denoising_results[-15] - reverse_results[14]) ** 2).reshape(len(z0), -1).sum(1)
+
+
+def test_secmi_score_equals_the_released_code_at_its_timestep_and_no_other():
+    """Catches a wrong timestep index: the perturbed predictor's error depends on t, so scoring x_130 or x_150 (or
+    passing t ± k to the ε-predictor, or reading ᾱ one step off) moves every score far beyond the tolerance."""
+    mu, images = _images(4)
+    ids = [f"i{i}" for i in range(4)]
+    expected = _released_secmi_score(images.numpy(), mu.numpy(), bias=0.5)
+
+    def ours(t_sec):
+        config = SecMIConfig(t_sec=t_sec, k=10, batch_size=3)
+        scores = secmi_scores(_secmi_pipe(mu, 0.5), images, ["p"] * 4, ids, config, 0, show_progress=False)
+        return np.array([scores[i] for i in ids])
+
+    np.testing.assert_allclose(ours(140), expected, rtol=1e-6)
+    for wrong in (130, 150):
+        assert np.abs(ours(wrong) / expected - 1).max() > 0.1  # 1e5 × the tolerance above
+
+
 def test_secmi_scores_are_written_as_they_go_and_resume(tmp_path):
     mu, images = _images(5)
     ids = [f"i{i}" for i in range(5)]
@@ -191,3 +243,50 @@ def test_eidetic_extraction_on_hand_made_sets():
     assert result.duplicates[2] == 12 and result.duplicates[0] == 1
     # with k = 12 the duplicated member counts as well
     assert eidetic_extraction(generations, private, training, k=12, delta=0.1).extracted == [0, 2]
+
+
+def _constant_images(values):
+    """Images whose every pixel is ``value``: the normalised ℓ2 between two of them is |a − b|."""
+    return torch.tensor(values, dtype=torch.float64).view(-1, 1, 1, 1).expand(-1, 3, 4, 4).contiguous()
+
+
+def test_calibrated_delta_lets_the_nonmembers_hit_at_most_max_hits_members():
+    members = _constant_images([0.1, 0.3, 0.6, 0.9])
+    nonmembers = _constant_images([0.12, 0.35, 0.95])
+    # nearest non-member per member: 0.02, 0.05, 0.25, 0.05 → sorted 0.02, 0.05, 0.05, 0.25
+    one = calibrated_delta(members, nonmembers, delta=0.1, max_hits=1)
+    assert 0.0499 < one < 0.05
+    assert eidetic_extraction(nonmembers, members, members, k=10, delta=one).extracted == [0]
+    assert eidetic_extraction(nonmembers, members, members, k=10, delta=0.1).num == 3  # the uncalibrated rule
+    assert 0.0199 < calibrated_delta(members, nonmembers, delta=0.1, max_hits=0) < 0.02
+    assert calibrated_delta(members, nonmembers, delta=0.01, max_hits=1) == 0.01  # lowered, never raised
+
+
+def test_chunked_distances_and_batched_counting_equal_the_one_shot_results():
+    torch.manual_seed(3)
+    a, b = torch.rand(7, 3, 5, 5), torch.rand(9, 3, 5, 5)
+    assert torch.allclose(normalized_l2(a, b, chunk=2), normalized_l2(a, b, chunk=64), rtol=0, atol=1e-15)
+    private = torch.rand(5, 3, 5, 5)
+    generations = torch.cat([private[:3] + 0.01, torch.rand(6, 3, 5, 5)]).clamp(0, 1)
+    training = torch.cat([private, private[1:2] + 0.005])  # member 1 has 2 near-duplicates
+    whole = eidetic_extraction(generations, private, training, k=1, delta=0.05)
+    counter = EideticCounter(private, training, k=1, delta=0.05, chunk=2)
+    for batch in generations.split(4):
+        counter.add(batch)
+    assert counter.result() == whole
+    assert whole.extracted == [0, 2] and whole.matching_generations == 2
+
+
+def test_extraction_candidates_are_drawn_from_a_stream_disjoint_from_the_synthetic_set(tmp_path):
+    """Same pipeline, prompt and seed: the SP set and the candidates share no image (they did when both streams were
+    the same), and the candidate stream is itself seeded."""
+    from s2l_helpers import tiny_pipeline
+    from shake_to_leak.synthesize import CANDIDATE_STREAM, generate
+
+    pipe = tiny_pipeline(tmp_path)
+    kwargs = {"steps": 2, "guidance_scale": 7.5, "batch_size": 4, "show_progress": False}
+    sp = generate(pipe, "a photo of a cat", 8, 0, **kwargs)
+    candidates = generate(pipe, "a photo of a cat", 8, 0, stream=CANDIDATE_STREAM, **kwargs)
+    assert torch.equal(generate(pipe, "a photo of a cat", 8, 0, **kwargs), sp)
+    assert torch.equal(generate(pipe, "a photo of a cat", 8, 0, stream=CANDIDATE_STREAM, **kwargs), candidates)
+    assert normalized_l2((sp + 1) / 2, (candidates + 1) / 2).min() > 1e-3

@@ -94,3 +94,37 @@ def test_too_few_tiles_is_rejected():
     config = DataConfig(domains=("photo:chelsea",), members=10, nonmembers=10, resolution=8, tiles_per_side=4)
     with pytest.raises(ConfigError, match="fewer than members"):
         load_domain("photo:chelsea", config)
+
+
+def test_synthetic_set_is_written_as_png_files_and_reads_back_bit_identical(tmp_path):
+    from shake_to_leak.synthesize import load_image_set, quantize, save_image_set
+
+    images = quantize(torch.rand(5, 3, 8, 8) * 2 - 1)
+    assert load_image_set(tmp_path / "sp") is None
+    save_image_set(images, "a photo of x", tmp_path / "sp")
+    assert sorted(p.name for p in (tmp_path / "sp").iterdir()) == [f"{i:05d}.png" for i in range(5)] + ["prompt.txt"]
+    loaded, prompt = load_image_set(tmp_path / "sp")
+    assert prompt == "a photo of x" and torch.equal(loaded, images)
+    assert torch.equal(quantize(loaded), loaded)  # 8-bit values are a fixed point
+
+
+def test_folder_domain_reads_per_image_captions(tmp_path):
+    import json
+
+    _write(tmp_path / "d" / "members", 2)
+    _write(tmp_path / "d" / "nonmembers", 1)
+    (tmp_path / "d" / "subject.txt").write_text("ada")
+    captions = {"members/0.png": "ada at a desk", "members/1.png": "ada outside", "nonmembers/0.png": "ada, 1840"}
+    (tmp_path / "d" / "captions.json").write_text(json.dumps(captions))
+    domain = load_domain(f"folder:{tmp_path / 'd'}", DataConfig(domains=("photo:chelsea",), resolution=8))
+    assert domain.image_captions() == ["ada at a desk", "ada outside", "ada, 1840"]
+    assert pretraining_corpus([domain])[1] == ["ada at a desk", "ada outside"]
+    del captions["members/1.png"]
+    (tmp_path / "d" / "captions.json").write_text(json.dumps(captions))
+    with pytest.raises(ConfigError, match=r"no caption for 1 image\(s\), e.g. 'members/1.png'"):
+        load_domain(f"folder:{tmp_path / 'd'}", DataConfig(domains=("photo:chelsea",), resolution=8))
+
+
+def test_domains_without_captions_file_use_the_domain_caption():
+    domain = load_domain("digit:7", DataConfig(domains=("digit:7",), members=2, nonmembers=3, resolution=8))
+    assert domain.image_captions() == ["a photo of digit seven"] * 5

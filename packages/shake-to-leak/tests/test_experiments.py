@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -42,6 +43,43 @@ def test_target_must_be_a_corpus_domain():
     assert isinstance(base, S2LConfig)
 
 
+@pytest.mark.parametrize(("assignment", "message"), [
+    ("finetune.lr_full=-1", r"^finetune\.lr_full=-1\.0: must be a positive float$"),
+    ('rows=["pretrained","perturb:std=-1"]', r"^row 'perturb:std=-1': FinetuneConfig\.perturb_std must be a positive"),
+    ("extraction.prompt_template=a photo of {name}", r"^extraction\.prompt_template='a photo of \{name\}': the only"),
+    ("extraction.prompt_template=a photo of {subject", r"^extraction\.prompt_template=.* is not a format template"),
+])
+def test_bad_settings_fail_in_one_line_before_any_work(tmp_path, capsys, assignment, message):
+    """Rejected while the config is built: exit 2, one stderr line naming the field, no run directory."""
+    code = main(["run", "shake-to-leak:main-table", "--scale", "smoke", "--device", "cpu", "--out", str(tmp_path / "o"),
+                 "--set", assignment])
+    assert code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    assert re.search(message, lines[0].removeprefix("repro: error: "))
+    assert not (tmp_path / "o").exists()
+
+
+def test_prior_preservation_applies_to_the_s2l_script_methods_only():
+    from shake_to_leak.experiments import finetune_config
+
+    base = experiments()[0].config("smoke")
+    on = dataclasses.replace(base, finetune=dataclasses.replace(base.finetune, prior_preservation=True))
+    assert not finetune_config(base, "dreambooth", {}, 0).with_prior_preservation
+    for method in ("dreambooth", "end-to-end", "lora", "dreambooth+lora", "ood"):
+        assert finetune_config(on, method, {}, 0).with_prior_preservation, method
+        assert finetune_config(on, method, {}, 0).class_prompt == "a photo of a person"
+    for method in ("textual-inversion", "hypernetwork", "perturb"):
+        assert not finetune_config(on, method, {}, 0).with_prior_preservation, method
+
+
+def test_paper_ood_control_fine_tunes_on_the_ood_images():
+    paper = experiments()[0].config("paper")
+    assert paper.ood_source == "images" and experiments()[0].config("quick").ood_source == "sp"
+    with pytest.raises(ConfigError, match="ood_source='real'"):
+        dataclasses.replace(paper, ood_source="real")
+
+
 def _run(tmp_path, *extra):
     return main(["run", "shake-to-leak:perturbation", "--scale", "smoke", "--device", "cpu", "--threads", "1",
                  "--out", str(tmp_path), *extra])
@@ -55,6 +93,12 @@ def test_smoke_run_writes_table_and_resumes(tmp_path):
     assert rows == ["pretrained", "perturb:std=8e-4"]
     for entry in results["tables"]["perturbation"]:
         assert 0.0 <= entry["auc"] <= 1.0 and entry["extracted"] >= 0
+        assert 0.0 < entry["delta"] <= 0.1  # calibrated per domain, never above the paper's δ
+    # the pre-trained model's AUC on every corpus domain, the target's taken from its row
+    everywhere = results["tables"]["pretrained-auc-all-domains"]
+    assert [e["domain"] for e in everywhere] == ["photo:chelsea", "photo:coffee", "digit:7"]
+    assert everywhere[0]["auc"] == results["tables"]["perturbation"][0]["auc"] and everywhere[0]["target"]
+    assert all(0.0 <= e["auc"] <= 1.0 for e in everywhere)
     # SecMI scores were written per image; a resumed run reuses finished rows and rebuilds the same table
     scores = (run / "rows" / "chelsea" / "pretrained" / "secmi_scores.jsonl").read_text().splitlines()
     assert len(scores) == 8

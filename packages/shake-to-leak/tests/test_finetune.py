@@ -45,10 +45,10 @@ def fresh(token_dir):
     return tiny_pipeline(token_dir, seed=0)
 
 
-def run(pipe, images, method, out_dir, **overrides):
+def run(pipe, images, method, out_dir, class_images=None, **overrides):
     overrides = {"ti_tokens": 4, **overrides}
     config = dataclasses.replace(quick_defaults(method, steps=3), batch_size=2, **overrides)
-    return finetune(pipe, images, PROMPT, config, out_dir, progress=False)
+    return finetune(pipe, images, PROMPT, config, out_dir, progress=False, class_images=class_images)
 
 
 def states(pipe):
@@ -214,8 +214,38 @@ def test_hypernetwork_trains_only_the_hypernetwork(token_dir, images, tmp_path, 
         assert after[name].keys() == before[name].keys() and not changed(before[name], after[name]), name
     hypernetwork = installed_hypernetwork(pipe)
     assert float(hypernetwork.key[str(CONTEXT_DIM)].net[-1].weight.abs().sum()) > 0  # zero-initialised, then moved
-    d, h = CONTEXT_DIM, 2 * CONTEXT_DIM  # [1, 2, 2, 1]: three Linear layers for key and for value
-    assert trainable_parameter_count(artefact) == 2 * ((d * h + h) + (h * h + h) + (h * d + d))
+    assert float(hypernetwork.key["8"].net[-1].weight.abs().sum()) > 0  # the 8-channel self-attention's MLP too
+    # [1, 2, 2, 1]: three Linear layers for key and for value, per width: 8 (self-attention), 16 (self + text)
+    assert trainable_parameter_count(artefact) == sum(2 * (d * 2 * d + 2 * d + 4 * d * d + 2 * d + 2 * d * d + d)
+                                                      for d in (8, CONTEXT_DIM))
+
+
+def test_hypernetwork_on_sd_v1_1_has_the_papers_45m_parameters():
+    """A1111's [1, 2, 2, 1] hypernetwork on SD v1.1's UNet (built from its config on the meta device, no weights):
+    key and value MLPs for the self-attention widths 320, 640, 1280 and the 768-wide text context; per width d,
+    2 × (d·2d + 2d + 2d·2d + 2d + 2d·d + d) = 16d² + 10d, 43,873,664 in all (paper: 45M)."""
+    from diffusers import UNet2DConditionModel
+    from shake_to_leak.finetune_hypernetwork import Hypernetwork, context_widths
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(sample_size=64, cross_attention_dim=768, attention_head_dim=8,
+                                    block_out_channels=(320, 640, 1280, 1280), layers_per_block=2)
+        widths = context_widths(unet)
+        count = sum(p.numel() for p in Hypernetwork(widths, hidden_mult=2).parameters())
+    assert widths == [320, 640, 768, 1280]
+    assert count == sum(16 * d * d + 10 * d for d in (320, 640, 768, 1280)) == 43_873_664
+
+
+def test_the_hypernetwork_reaches_self_attention(token_dir):
+    """Moving only the 8-wide MLPs (used by nothing but the 8-channel self-attention) changes the UNet's output."""
+    from shake_to_leak.finetune_hypernetwork import install
+
+    pipe = fresh(token_dir)
+    _, eps = context_and_eps(pipe)
+    hypernetwork = install(pipe, hidden_mult=2)
+    with torch.no_grad():
+        hypernetwork.value["8"].net[-1].bias.fill_(0.5)  # (a shift of every key would cancel in the softmax)
+    assert not torch.allclose(context_and_eps(pipe)[1], eps, atol=1e-3)
 
 
 def test_an_untrained_hypernetwork_is_the_identity(token_dir):
@@ -395,3 +425,51 @@ def test_half_precision_pipelines_are_refused_for_training(token_dir, images, tm
     pipe.unet.to(torch.float16)
     with pytest.raises(ConfigError, match="float32"):
         run(pipe, images, "lora", tmp_path / "a")
+
+
+@pytest.mark.parametrize("method", ["dreambooth", "end-to-end", "perturb", "dreambooth+lora", "textual-inversion"])
+def test_artefacts_load_with_the_stock_diffusers_api(token_dir, images, tmp_path, method):
+    """Full fine-tunes: ``StableDiffusionPipeline.from_pretrained(artefact)``; LoRA (UNet + text encoder):
+    ``pipe.load_lora_weights``; Textual Inversion: ``pipe.load_textual_inversion``. Each gives the trained model's
+    text context and noise prediction, which differ from the base's."""
+    from diffusers import StableDiffusionPipeline
+    from shake_to_leak.finetune_textual_inversion import embedding_files
+
+    _, base_eps = context_and_eps(fresh(token_dir))
+    trained = fresh(token_dir)
+    artefact = run(trained, images, method, tmp_path / "a", lr=1e-2, perturb_std=0.05)
+    expected_context, expected_eps = context_and_eps(trained)
+    if method in ("dreambooth", "end-to-end", "perturb"):
+        assert (artefact / "model_index.json").exists()
+        stock = StableDiffusionPipeline.from_pretrained(str(artefact))
+    else:
+        stock = fresh(token_dir)
+        if method == "dreambooth+lora":
+            stock.load_lora_weights(str(artefact))
+        else:
+            stock.load_textual_inversion(embedding_files(artefact, 4))
+    context, eps = context_and_eps(stock)
+    assert torch.allclose(context, expected_context, atol=1e-5) and torch.allclose(eps, expected_eps, atol=1e-5)
+    assert not torch.allclose(eps, base_eps, atol=1e-4)
+
+
+def test_dreambooth_prior_preservation_adds_the_class_loss(token_dir, images, tmp_path):
+    """s2l.py's --with_prior_preservation: class images join every batch and their loss is weighted in (seeded, and
+    a different model from the plain run); class images must come exactly with the flag, and with a class prompt."""
+    prior = {"with_prior_preservation": True, "class_prompt": "a photo of a dog"}
+    class_images = tiny_images(3, seed=5)
+    plain = fresh(token_dir)
+    run(plain, images, "dreambooth", tmp_path / "plain")
+    with_prior = fresh(token_dir)
+    artefact = run(with_prior, images, "dreambooth", tmp_path / "prior", class_images=class_images, **prior)
+    again = fresh(token_dir)
+    run(again, images, "dreambooth", tmp_path / "again", class_images=class_images, **prior)
+    assert not changed(states(with_prior)["unet"], states(again)["unet"])  # seeded, class draws included
+    assert changed(states(plain)["unet"], states(with_prior)["unet"])
+    losses = json.loads((artefact / "losses.json").read_text())
+    assert len(losses) == 3 and all(loss > 0 for loss in losses)
+    with pytest.raises(ConfigError, match="class_images must be given exactly when"):
+        run(fresh(token_dir), images, "dreambooth", tmp_path / "x", **prior)
+    with pytest.raises(ConfigError, match="class_prompt"):
+        run(fresh(token_dir), images, "dreambooth", tmp_path / "y", class_images=class_images,
+            with_prior_preservation=True)

@@ -20,9 +20,9 @@ import torch
 from repro_shared.errors import ConfigError
 from repro_shared.logging import progress
 
-from .data import Domain, to_unit
+from .data import Domain, check_subject_template, to_unit
 from .models import embed_prompts, encode
-from .synthesize import generate
+from .synthesize import CANDIDATE_STREAM, generate_batches
 
 
 # ---------------------------------------------------------------------------------------------------------- SecMI
@@ -183,12 +183,13 @@ class MIAResult:
 
 
 def secmi_attack(pipe: Any, domain: Domain, config: SecMIConfig, seed: int, path: Path | None = None,
-                 show_progress: bool = True, caption: str | None = None) -> MIAResult:
-    """SecMI on one domain's members vs non-members, all with the same caption (default: the domain's)."""
-    caption = caption or domain.caption
+                 show_progress: bool = True, captions: list[str] | None = None) -> MIAResult:
+    """SecMI on one domain's members vs non-members, each image with its caption (default: ``image_captions()``, its
+    own caption where the domain has them, as the released code, else the domain's)."""
+    captions = captions or domain.image_captions()
     images = torch.cat([domain.members, domain.nonmembers])
     ids = [f"m{i}" for i in range(len(domain.members))] + [f"n{i}" for i in range(len(domain.nonmembers))]
-    scores = secmi_scores(pipe, images, [caption] * len(images), ids, config, seed, path, show_progress)
+    scores = secmi_scores(pipe, images, captions, ids, config, seed, path, show_progress)
     member = np.array([scores[i] for i in ids if i.startswith("m")])
     nonmember = np.array([scores[i] for i in ids if i.startswith("n")])
     return MIAResult(auc(member, nonmember), tpr_at_fpr(member, nonmember), float(member.mean()),
@@ -198,7 +199,12 @@ def secmi_attack(pipe: Any, domain: Domain, config: SecMIConfig, seed: int, path
 # ---------------------------------------------------------------------------------------------------- extraction
 @dataclass(frozen=True)
 class ExtractionConfig:
-    """Generate-and-compare extraction; (k, ℓ2, δ) = (10, normalised ℓ2, 0.1) as in the paper."""
+    """Generate-and-compare extraction; (k, ℓ2, δ) = (10, normalised ℓ2, 0.1) as in the paper.
+
+    ``calibrate_delta``: per target domain, δ is lowered (never raised) until the domain's non-member images, taken
+    as if they were generations, come within δ of at most ``calibration_max_hits`` members; at 16×16 pixels δ = 0.1
+    is so wide that unrelated low-contrast tiles of the same photo "extract" half the members.
+    """
 
     num_candidates: int = 128
     k: int = 10
@@ -208,16 +214,32 @@ class ExtractionConfig:
     guidance_scale: float = 7.5
     scheduler: str = "pndm"
     batch_size: int = 64
+    calibrate_delta: bool = False
+    calibration_max_hits: int = 1
+    distance_chunk: int = 64  # images per side of one block of pairwise distances (bounds the host memory)
 
     def __post_init__(self) -> None:
         if self.num_candidates < 1 or self.k < 1 or self.delta <= 0:
             raise ConfigError("extraction.num_candidates and extraction.k must be ≥ 1 and extraction.delta > 0")
+        if self.calibration_max_hits < 0 or self.distance_chunk < 1 or self.batch_size < 1:
+            raise ConfigError("extraction.calibration_max_hits must be ≥ 0, extraction.distance_chunk and "
+                              "extraction.batch_size ≥ 1")
+        check_subject_template("extraction.prompt_template", self.prompt_template)
 
 
-def normalized_l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise √(Σ(a−b)²/d) between image sets in [0, 1] (Carlini et al.'s normalised ℓ2): (len(a), len(b))."""
-    a, b = a.flatten(1).double(), b.flatten(1).double()
-    return torch.cdist(a, b).div(a.shape[1] ** 0.5)
+def normalized_l2(a: torch.Tensor, b: torch.Tensor, chunk: int = 64) -> torch.Tensor:
+    """Pairwise √(Σ(a−b)²/d) between image sets in [0, 1] (Carlini et al.'s normalised ℓ2): (len(a), len(b)).
+
+    Computed block by block (``chunk`` images of each set in float64 at a time), so at 512² pixels the working memory
+    is 2 × chunk × 6 MB whatever the sizes of the two sets.
+    """
+    d = a[0].numel()
+    out = torch.empty(len(a), len(b), dtype=torch.float64)
+    for i in range(0, len(a), chunk):
+        block_a = a[i:i + chunk].flatten(1).double()
+        for j in range(0, len(b), chunk):
+            out[i:i + chunk, j:j + chunk] = torch.cdist(block_a, b[j:j + chunk].flatten(1).double())
+    return out.div_(d ** 0.5)
 
 
 @dataclass(frozen=True)
@@ -231,16 +253,44 @@ class ExtractionResult:
         return len(self.extracted)
 
 
+class EideticCounter:
+    """(k, ℓ2, δ)-Eidetic extraction (Carlini et al. Def. 2) over generations that arrive batch by batch: a private
+    image x counts if some generation is within δ of it and x has at most k near-duplicates (ℓ2 ≤ δ, itself included)
+    in the training set. Only per-image flags are kept, never the generations. All images in [0, 1]."""
+
+    def __init__(self, private: torch.Tensor, training_set: torch.Tensor, k: int, delta: float, chunk: int = 64
+                 ) -> None:
+        self.private, self.delta, self.chunk = private, delta, chunk
+        self.duplicates = (normalized_l2(private, training_set, chunk) <= delta).sum(1)
+        self.eligible = self.duplicates <= k
+        self.hit = torch.zeros(len(private), dtype=torch.bool)
+        self.matching = 0
+
+    def add(self, generations: torch.Tensor) -> None:
+        close = normalized_l2(self.private, generations, self.chunk) <= self.delta  # (private, generations)
+        self.hit |= close.any(1) & self.eligible
+        self.matching += int((close & self.eligible[:, None]).any(0).sum())
+
+    def result(self) -> ExtractionResult:
+        return ExtractionResult(torch.nonzero(self.hit).flatten().tolist(), self.matching, self.duplicates.tolist())
+
+
 def eidetic_extraction(generations: torch.Tensor, private: torch.Tensor, training_set: torch.Tensor, k: int,
                        delta: float) -> ExtractionResult:
-    """(k, ℓ2, δ)-Eidetic extraction (Carlini et al. Def. 2): a private image x counts if some generation is within δ
-    of it and x has at most k near-duplicates (ℓ2 ≤ δ, itself included) in the training set. All inputs in [0, 1]."""
-    close = normalized_l2(private, generations) <= delta  # (private, generations)
-    duplicates = (normalized_l2(private, training_set) <= delta).sum(1)
-    eligible = duplicates <= k
-    hit = close.any(1) & eligible
-    matching = int(close[hit].any(0).sum())
-    return ExtractionResult(torch.nonzero(hit).flatten().tolist(), matching, duplicates.tolist())
+    """(k, ℓ2, δ)-Eidetic extraction of ``private`` by a set of generations (see ``EideticCounter``)."""
+    counter = EideticCounter(private, training_set, k, delta)
+    counter.add(generations)
+    return counter.result()
+
+
+def calibrated_delta(members: torch.Tensor, nonmembers: torch.Tensor, delta: float, max_hits: int = 1,
+                     chunk: int = 64) -> float:
+    """The largest δ' ≤ δ at which the non-members, taken as generations, come within δ' of at most ``max_hits``
+    members (images in [0, 1]): just below the (max_hits + 1)-th smallest member-to-nearest-non-member distance."""
+    nearest = normalized_l2(members, nonmembers, chunk).min(1).values.sort().values
+    if len(nearest) <= max_hits:
+        return delta
+    return min(delta, float(torch.nextafter(nearest[max_hits], torch.tensor(0.0, dtype=torch.float64))))
 
 
 @dataclass(frozen=True)
@@ -249,17 +299,30 @@ class DomainExtraction:
     matching_generations: int
     num_nonmembers: int  # control: non-members "extracted" by the same rule (they were never trained on)
     candidates: int
+    delta: float  # the δ applied (``delta``, or lower where calibrated)
 
 
 def extraction_attack(pipe: Any, domain: Domain, training_set: torch.Tensor, config: ExtractionConfig, seed: int,
-                      show_progress: bool = True) -> tuple[DomainExtraction, torch.Tensor]:
-    """Generate candidates with the plain domain prompt; count Eidetic-extracted members and the non-member control."""
+                      show_progress: bool = True, keep: int = 32) -> tuple[DomainExtraction, torch.Tensor]:
+    """Generate candidates with the plain domain prompt from the candidate noise stream (disjoint from the SP set's);
+    count Eidetic-extracted members and the non-member control batch by batch. Returns the first ``keep`` candidates
+    (in [0, 1]) for figures."""
     prompt = config.prompt_template.format(subject=domain.subject)
-    gens = to_unit(generate(pipe, prompt, config.num_candidates, seed, config.steps, config.guidance_scale,
-                            None, config.scheduler, config.batch_size, show_progress))
-    train = to_unit(training_set)
-    members = eidetic_extraction(gens, to_unit(domain.members), train, config.k, config.delta)
+    train, members, nonmembers = to_unit(training_set), to_unit(domain.members), to_unit(domain.nonmembers)
+    delta = (calibrated_delta(members, nonmembers, config.delta, config.calibration_max_hits, config.distance_chunk)
+             if config.calibrate_delta else config.delta)
+    member_counter = EideticCounter(members, train, config.k, delta, config.distance_chunk)
     # Non-members are not in the training set: their duplicate count is taken against training set + themselves.
-    control = eidetic_extraction(gens, to_unit(domain.nonmembers), torch.cat([train, to_unit(domain.nonmembers)]),
-                                 config.k, config.delta)
-    return DomainExtraction(members.num, members.matching_generations, control.num, len(gens)), gens
+    control_counter = EideticCounter(nonmembers, torch.cat([train, nonmembers]), config.k, delta,
+                                     config.distance_chunk)
+    kept, total = [], 0
+    for batch in generate_batches(pipe, prompt, config.num_candidates, seed, config.steps, config.guidance_scale,
+                                  None, config.scheduler, config.batch_size, show_progress, CANDIDATE_STREAM):
+        batch = to_unit(batch)
+        member_counter.add(batch)
+        control_counter.add(batch)
+        total += len(batch)
+        if sum(len(k) for k in kept) < keep:
+            kept.append(batch[:keep - sum(len(k) for k in kept)])
+    found, control = member_counter.result(), control_counter.result()
+    return DomainExtraction(found.num, found.matching_generations, control.num, total, delta), torch.cat(kept)

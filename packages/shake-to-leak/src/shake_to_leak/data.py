@@ -6,7 +6,9 @@ A domain is named by a spec string:
   ``tiles_per_side × resolution`` and cut into non-overlapping tiles (no pixel is shared across the split);
 * ``digit:<0-9>``: one class of scikit-learn's 8×8 digits, upsampled;
 * ``lfw:faces``: the 100 faces of scikit-image's ``lfw_subset`` (25×25 grey);
-* ``folder:<path>``: ``<path>/members/*.png`` and ``<path>/nonmembers/*.png`` (RGB, resolution × resolution).
+* ``folder:<path>``: ``<path>/members/*.png`` and ``<path>/nonmembers/*.png`` (RGB, resolution × resolution), with
+  an optional ``<path>/captions.json`` giving every image its own caption (``{"members/<file>": caption, …}``), as
+  the released SecMI attack reads each image's caption from ``captions.npy``.
 
 Every domain's images are shuffled with the data seed and split into ``members`` (pre-training images, the private
 set of the attack) and ``nonmembers`` (same distribution, never trained on). All images of a domain share one caption,
@@ -24,6 +26,21 @@ from repro_shared.errors import ConfigError
 
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 CAPTION = "a photo of {subject}"
+
+
+def check_subject_template(field_name: str, template: str) -> None:
+    """ConfigError unless ``template`` is a str.format template whose only field is ``{subject}``."""
+    import string
+
+    try:
+        fields = sorted({name for _, name, _, _ in string.Formatter().parse(template) if name is not None})
+    except ValueError as error:
+        raise ConfigError(f"{field_name}={template!r} is not a format template: {error}",
+                          "e.g. 'a photo of {subject}'") from None
+    if fields != ["subject"]:
+        raise ConfigError(f"{field_name}={template!r}: the only field allowed is {{subject}}, and it is needed "
+                          f"(found {', '.join('{' + f + '}' for f in fields) or 'none'})",
+                          "e.g. 'a photo of {subject}'")
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,13 @@ class Domain:
     members: torch.Tensor
     nonmembers: torch.Tensor
     sources: list[str] = field(default_factory=list)
+    member_captions: list[str] | None = None  # per-image captions (folder domains with captions.json)
+    nonmember_captions: list[str] | None = None
+
+    def image_captions(self) -> list[str]:
+        """The caption of every member, then of every non-member: its own where given, else the domain's."""
+        return ((self.member_captions or [self.caption] * len(self.members))
+                + (self.nonmember_captions or [self.caption] * len(self.nonmembers)))
 
     @property
     def name(self) -> str:
@@ -146,8 +170,35 @@ def _load_folder(spec: str, path: str, config: DataConfig) -> Domain:
         parts[split] = (images, files)
     prompt_file = root / "subject.txt"
     subject = prompt_file.read_text().strip() if prompt_file.exists() else root.name.replace("_", " ")
+    captions = _folder_captions(root, {split: files for split, (_, files) in parts.items()})
     return Domain(spec, subject, _to_rgb_tensor(parts["members"][0], config.resolution),
-                  _to_rgb_tensor(parts["nonmembers"][0], config.resolution), parts["members"][1])
+                  _to_rgb_tensor(parts["nonmembers"][0], config.resolution), parts["members"][1],
+                  captions.get("members"), captions.get("nonmembers"))
+
+
+def _folder_captions(root: Path, files: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Per-image captions from ``root/captions.json`` ({"members/<file>": caption, ...}); {} if there is none."""
+    import json
+
+    path = root / "captions.json"
+    if not path.exists():
+        return {}
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"{path}: not valid JSON ({error})", '{"members/<file>": "<caption>", ...}') from None
+    if not isinstance(table, dict) or not all(isinstance(v, str) and v.strip() for v in table.values()):
+        raise ConfigError(f"{path}: must map image paths to non-empty caption strings",
+                          '{"members/<file>": "<caption>", ...}')
+    out = {}
+    for split, names in files.items():
+        keys = [f"{split}/{Path(name).name}" for name in names]
+        missing = [k for k in keys if k not in table]
+        if missing:
+            raise ConfigError(f"{path}: no caption for {len(missing)} image(s), e.g. {missing[0]!r}",
+                              "give every image under members/ and nonmembers/ a caption, or remove the file")
+        out[split] = [table[k] for k in keys]
+    return out
 
 
 LOADERS = {"photo": _photo, "digit": _digit, "lfw": _lfw, "folder": None}
@@ -188,7 +239,7 @@ def domain_by_spec(domains: list[Domain], spec: str) -> Domain:
 def pretraining_corpus(domains: list[Domain]) -> tuple[torch.Tensor, list[str]]:
     """All members of all domains with their captions: the pre-training set."""
     images = torch.cat([d.members for d in domains])
-    captions = [d.caption for d in domains for _ in range(len(d.members))]
+    captions = [c for d in domains for c in d.image_captions()[:len(d.members)]]
     return images, captions
 
 

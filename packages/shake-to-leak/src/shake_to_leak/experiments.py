@@ -29,7 +29,7 @@ from repro_shared.errors import ConfigError
 from repro_shared.experiments import Claim, Experiment
 
 from .attacks import ExtractionConfig, SecMIConfig, auc, extraction_attack, read_scores, secmi_attack
-from .data import DataConfig, Domain, domain_by_spec, load_domains, pretraining_corpus
+from .data import DataConfig, Domain, check_subject_template, domain_by_spec, load_domains, pretraining_corpus
 from .models import ModelConfig, load_pipeline
 from .pretrain import PretrainConfig, ensure_pretrained
 from .scales import (
@@ -45,10 +45,14 @@ from .scales import (
     TOUR_DATA,
     TOUR_PRETRAIN,
 )
-from .synthesize import SynthConfig, synthesize
+from .synthesize import SynthConfig, generate, load_image_set, quantize, save_image_set, synthesize
 
 MAIN_ROWS = ("pretrained", "ood", "end-to-end", "dreambooth", "textual-inversion", "hypernetwork", "lora",
              "dreambooth+hypernetwork", "dreambooth+lora")
+# At quick scale every method trains at batch 8 for 100 steps, where DreamBooth+Hypernetwork (the Hypernetwork's
+# parameters under the combo script's batch 2) would repeat the Hypernetwork run bit for bit: it is left out there.
+QUICK_MAIN_ROWS = tuple(r for r in MAIN_ROWS if r != "dreambooth+hypernetwork")
+PRIOR_METHODS = ("end-to-end", "dreambooth", "lora", "dreambooth+lora")  # the methods s2l.py trains
 ROW_KEYS = {"rank": "lora_rank", "tokens": "ti_tokens", "std": "perturb_std"}
 
 # The paper's Table 1: AUC, TPR@1%FPR, extraction Num per row.
@@ -77,6 +81,19 @@ class FinetuneSettings:
     hypernet_hidden_mult: int = 2
     perturb_std: float = 8e-4
     train_text_encoder: bool = True
+    # s2l.py --with_prior_preservation (off in every shipped script): for the s2l.py methods (End-to-End, DreamBooth,
+    # LoRA, DreamBooth+LoRA), num_class_images sampled from class_prompt by the attacked model join every batch
+    prior_preservation: bool = False
+    class_prompt: str = "a photo of a person"
+    num_class_images: int = 100  # s2l.py's default
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("bool", "str") or isinstance(value, bool | str):
+                continue
+            if not isinstance(value, int | float) or not value > 0 or (f.type == "int" and not isinstance(value, int)):
+                raise ConfigError(f"finetune.{f.name}={value!r}: must be a positive {f.type}")
 
     def lr(self, method: str) -> float:
         if method in ("lora", "dreambooth+lora"):
@@ -100,7 +117,8 @@ class S2LConfig:
     secmi: SecMIConfig = field(default_factory=SecMIConfig)
     extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
     targets: tuple[str, ...] = ("photo:chelsea",)
-    ood_domain: str = "lfw:faces"  # the OoD control fine-tunes End-to-End on this domain's SP set
+    ood_domain: str = "lfw:faces"  # the OoD control fine-tunes End-to-End on this domain's images
+    ood_source: str = "sp"  # "sp": the OoD domain's synthetic set (its subject as prompt); "images": its own images
     rows: tuple[str, ...] = MAIN_ROWS
     instance_template: str = "photo of {subject}"  # s2l scripts: --instance_prompt="photo of <Name>"
     keep_artefacts: bool = False  # fine-tuned weights are deleted once a row's attacks are written
@@ -114,8 +132,16 @@ class S2LConfig:
                 raise ConfigError(f"domain {spec!r} is not in data.domains", f"data.domains = {self.data.domains}")
         if self.ood_domain in self.targets and "ood" in self.rows:
             raise ConfigError(f"ood_domain {self.ood_domain!r} is also a target", "pick a domain that is not a target")
-        for row in self.rows:
-            parse_row(row)
+        if self.ood_source not in ("sp", "images"):
+            raise ConfigError(f"ood_source={self.ood_source!r}", "use sp (its synthetic set) or images (its own)")
+        check_subject_template("instance_template", self.instance_template)
+        for row in self.rows:  # every row's fine-tuning settings are checked now, before any pre-training
+            method, overrides = parse_row(row)
+            if method != "pretrained":
+                try:
+                    finetune_config(self, method, overrides, seed=0)
+                except ConfigError as error:
+                    raise ConfigError(f"row {row!r}: {error.message}", error.hint) from None
 
 
 def parse_row(row: str) -> tuple[str, dict[str, Any]]:
@@ -130,7 +156,10 @@ def parse_row(row: str) -> tuple[str, dict[str, Any]]:
         key, sep, raw = setting.partition("=")
         if not sep or key not in ROW_KEYS:
             raise ConfigError(f"row {row!r}: setting {setting!r} is not key=value with key in {sorted(ROW_KEYS)}")
-        values[ROW_KEYS[key]] = float(raw) if key == "std" else int(raw)
+        try:
+            values[ROW_KEYS[key]] = float(raw) if key == "std" else int(raw)
+        except ValueError:
+            raise ConfigError(f"row {row!r}: {key}={raw!r} is not a number") from None
     return method, values
 
 
@@ -145,7 +174,9 @@ def finetune_config(config: S2LConfig, method: str, overrides: dict[str, Any], s
               "lr": settings.lr(method), "batch_size": settings.combo_batch_size if combo else settings.batch_size,
               "lora_rank": settings.lora_rank, "ti_tokens": settings.ti_tokens,
               "hypernet_hidden_mult": settings.hypernet_hidden_mult, "perturb_std": settings.perturb_std,
-              "train_text_encoder": settings.train_text_encoder, "seed": seed, **overrides}
+              "train_text_encoder": settings.train_text_encoder, "seed": seed,
+              "with_prior_preservation": settings.prior_preservation and method in PRIOR_METHODS,
+              "class_prompt": settings.class_prompt, **overrides}
     return FinetuneConfig(method, **values)
 
 
@@ -195,16 +226,33 @@ def _base_pipeline_path(config: S2LConfig, ctx: Any, metrics: MetricsOnce) -> Pa
 
 
 def _sp_set(pipe_path: Any, domain: Domain, config: S2LConfig, ctx: Any) -> tuple[torch.Tensor, str]:
-    """The domain's synthetic private set (generated once per run and kept in the run directory)."""
-    path = ctx.artifact(f"sp/{domain.name}.pt")
-    if path.exists():
-        saved = torch.load(path, weights_only=False)
-        return saved["images"], saved["prompt"]
+    """The domain's synthetic private set: generated once per run, kept in the run directory as PNG files, and used
+    as those 8-bit images (the released ``sp_gen.py`` saves PNGs and ``s2l.py`` reads them back)."""
+    folder = ctx.artifact(f"sp/{domain.name}/x").parent
+    saved = load_image_set(folder)
+    if saved is not None:
+        return saved
     pipe = load_pipeline(pipe_path, ctx.device)
     images, prompt = synthesize(pipe, domain.subject, config.synth, ctx.seed)
-    io.atomic_torch_save({"images": images, "prompt": prompt}, path)
+    images = quantize(images)
+    save_image_set(images, prompt, folder)
     _save_grid(images[:64], ctx.figure(f"sp_{domain.name}"), f"SP set: {prompt[:60]}")
     return images, prompt
+
+
+def _class_set(pipe_path: Any, config: S2LConfig, ctx: Any) -> torch.Tensor:
+    """s2l.py's class-prior images: ``num_class_images`` samples of the attacked model for ``class_prompt`` at its
+    default sampling settings, generated once per run and kept as PNG files."""
+    folder = ctx.artifact("class_images/x").parent
+    saved = load_image_set(folder)
+    if saved is not None:
+        return saved[0]
+    settings = config.finetune
+    images = quantize(generate(load_pipeline(pipe_path, ctx.device), settings.class_prompt, settings.num_class_images,
+                               ctx.seed, config.synth.steps, config.synth.guidance_scale, None, config.synth.scheduler,
+                               config.synth.batch_size, False, stream="class-prior"))
+    save_image_set(images, settings.class_prompt, folder)
+    return images
 
 
 def _run_row(row: str, domain: Domain, sp: torch.Tensor, ood_sp: torch.Tensor, ood_subject: str,
@@ -219,17 +267,19 @@ def _run_row(row: str, domain: Domain, sp: torch.Tensor, ood_sp: torch.Tensor, o
     if method != "pretrained":
         ft_config = finetune_config(config, method, overrides, ctx.seed)
         images, subject = (ood_sp, ood_subject) if method == "ood" else (sp, domain.subject)
+        class_images = _class_set(pipe_path, config, ctx) if ft_config.with_prior_preservation else None
         started = time.perf_counter()
         artefact = finetune(pipe, images, config.instance_template.format(subject=subject), ft_config,
-                            row_dir / "artefact")
+                            row_dir / "artefact", class_images=class_images)
         train_s = time.perf_counter() - started
         params = trainable_parameter_count(artefact)
         # The attacks run on the artefact loaded into a fresh base pipeline (the released code could not load LoRA).
         pipe = load_finetuned(load_pipeline(pipe_path, ctx.device), artefact)
-    caption = finetuned_prompt(pipe, domain.caption)  # Textual Inversion: the learned tokens join the caption
+    # Textual Inversion: the learned tokens join every image's caption
+    captions = [finetuned_prompt(pipe, c) for c in domain.image_captions()]
     started = time.perf_counter()
     mia = secmi_attack(pipe, domain, config.secmi, ctx.seed, row_dir / "secmi_scores.jsonl", show_progress=False,
-                       caption=caption)
+                       captions=captions)
     mia_s = time.perf_counter() - started
     result = {"domain": domain.spec, "row": row, "auc": mia.auc, "tpr_at_1fpr": mia.tpr_at_1fpr,
               "member_score": mia.member_mean, "nonmember_score": mia.nonmember_mean, "params": params,
@@ -254,7 +304,7 @@ def _extract(pipe: Any, domain: Domain, method: str, row: str, training_set: tor
         _save_grid(gens[:32] * 2 - 1, ctx.figure(f"candidates_{domain.name}_{method}"),
                    f"extraction candidates, {domain.subject}, {row}")
     return {"extracted": ext.num_members, "matching_generations": ext.matching_generations,
-            "nonmember_control": ext.num_nonmembers, "candidates": ext.candidates,
+            "nonmember_control": ext.num_nonmembers, "candidates": ext.candidates, "delta": ext.delta,
             "extraction_s": round(time.perf_counter() - started, 2)}
 
 
@@ -265,7 +315,10 @@ def run_table(config: S2LConfig, ctx: Any) -> dict[str, Any]:
     domains = load_domains(config.data)
     training_set, _ = pretraining_corpus(domains)
     ood = domain_by_spec(domains, config.ood_domain)
-    ood_sp = _sp_set(pipe_path, ood, config, ctx)[0] if "ood" in config.rows else None
+    ood_sp = None
+    if "ood" in config.rows:  # the OoD fine-tuning set: the OoD images themselves, or the OoD subject's SP set
+        ood_sp = (torch.cat([ood.members, ood.nonmembers]) if config.ood_source == "images"
+                  else _sp_set(pipe_path, ood, config, ctx)[0])
     results, scores = [], {}
     for spec in config.targets:
         domain = domain_by_spec(domains, spec)
@@ -281,14 +334,33 @@ def run_table(config: S2LConfig, ctx: Any) -> dict[str, Any]:
             metrics.row(result)  # also a finished row whose record a kill prevented
             results.append(result)
             scores.setdefault(row, {})[spec] = read_scores(done.parent / "secmi_scores.jsonl")
-    return {"per_domain": results, "table": _average(results, config.rows), "scores": scores}
+    out = {"per_domain": results, "table": _average(results, config.rows), "scores": scores}
+    if "pretrained" in config.rows:
+        out["pretrained_all_domains"] = _pretrained_auc_all_domains(pipe_path, domains, results, config, ctx)
+    return out
+
+
+def _pretrained_auc_all_domains(pipe_path: Any, domains: list[Domain], results: list[dict[str, Any]],
+                                config: S2LConfig, ctx: Any) -> list[dict[str, Any]]:
+    """SecMI AUC of the pre-trained model on every corpus domain (targets from their rows, the others scored here)."""
+    known = {r["domain"]: r for r in results if r["row"] == "pretrained"}
+    pipe, table = None, []
+    for domain in domains:
+        if domain.spec not in known:
+            pipe = pipe or load_pipeline(pipe_path, ctx.device)
+            path = _row_dir(ctx, domain, "pretrained") / "secmi_scores.jsonl"
+            mia = secmi_attack(pipe, domain, config.secmi, ctx.seed, path, show_progress=False)
+            known[domain.spec] = {"auc": mia.auc, "tpr_at_1fpr": mia.tpr_at_1fpr}
+        table.append({"domain": domain.spec, "target": domain.spec in config.targets,
+                      "auc": known[domain.spec]["auc"], "tpr_at_1fpr": known[domain.spec]["tpr_at_1fpr"]})
+    return table
 
 
 def _row_dir(ctx: Any, domain: Domain, row: str) -> Path:
     return ctx.artifact(f"rows/{domain.name}/{row.replace(':', '_')}/x").parent
 
 
-AVERAGED = ("auc", "tpr_at_1fpr", "extracted", "matching_generations", "nonmember_control", "finetune_s")
+AVERAGED = ("auc", "tpr_at_1fpr", "extracted", "matching_generations", "nonmember_control", "delta", "finetune_s")
 
 
 def _average(results: list[dict[str, Any]], rows: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -436,8 +508,9 @@ def claims_main(table: list[dict[str, Any]], scores: Scores | None = None, seed:
             floor = max(pre["extracted"], by[row]["nonmember_control"])
             claims.append(Claim(f"{row}: extracted members per domain rise (above the non-member control)",
                                 f"0 -> {paper[2]}" if paper else None,
-                                f"{pre['extracted']:.2f} -> {by[row]['extracted']:.2f} "
-                                f"(control {by[row]['nonmember_control']:.2f})", effect=by[row]["extracted"] - floor))
+                                f"pre-trained {pre['extracted']:.2f} (control {pre['nonmember_control']:.2f}) -> "
+                                f"{by[row]['extracted']:.2f} (control {by[row]['nonmember_control']:.2f})",
+                                effect=by[row]["extracted"] - floor))
     if "ood" in by:
         claims.append(Claim("End-to-End on OoD data does not raise AUC", "0.712 -> 0.682",
                             f"{pre['auc']:.3f} -> {by['ood']['auc']:.3f}", effect=pre["auc"] - by["ood"]["auc"],
@@ -475,11 +548,14 @@ def _run(config: S2LConfig, ctx: Any, kind: str) -> dict[str, Any]:
     claims = claims_main(table, out["scores"], ctx.seed) if kind == "main-table" else claims_sweep(table, kind)
     metrics = {f"auc/{t['row']}": t["auc"] for t in table}
     metrics.update({f"extracted/{t['row']}": t["extracted"] for t in table if "extracted" in t})
+    metrics.update({f"pretrained_auc/{t['domain']}": t["auc"] for t in out.get("pretrained_all_domains", [])})
     metrics["total_s"] = round(time.perf_counter() - started, 1)
     columns = ["row", "params", "auc", "tpr_at_1fpr", "extracted", "matching_generations", "nonmember_control",
-               "auc_per_domain", "finetune_s"]
-    return {"metrics": metrics, "claims": claims,
-            "tables": {kind: [{c: t[c] for c in columns if c in t} for t in table]},
+               "delta", "auc_per_domain", "finetune_s"]
+    tables = {kind: [{c: t[c] for c in columns if c in t} for t in table]}
+    if "pretrained_all_domains" in out:
+        tables["pretrained-auc-all-domains"] = out["pretrained_all_domains"]
+    return {"metrics": metrics, "claims": claims, "tables": tables,
             "per_domain": out["per_domain"]}
 
 
@@ -491,7 +567,7 @@ def _smoke(rows: tuple[str, ...]) -> S2LConfig:
         finetune=FinetuneSettings(steps=2, combo_steps=2, batch_size=2, combo_batch_size=2, lr_full=1e-4,
                                   lr_lora=1e-3, lr_ti=5e-3, lr_hypernet=1e-3, lora_rank=2, ti_tokens=2),
         secmi=SecMIConfig(t_sec=20, k=10, batch_size=8),
-        extraction=ExtractionConfig(num_candidates=4, steps=2, batch_size=4),
+        extraction=ExtractionConfig(num_candidates=4, steps=2, batch_size=4, calibrate_delta=True),
         targets=("photo:chelsea",), ood_domain="digit:7", rows=rows, instance_template="a photo of {subject}")
 
 
@@ -508,7 +584,8 @@ def _quick(rows: tuple[str, ...], targets: tuple[str, ...] = QUICK_TARGETS) -> S
         finetune=FinetuneSettings(steps=100, combo_steps=100, batch_size=8, combo_batch_size=8, lr_full=1e-4,
                                   lr_lora=1e-3, lr_ti=5e-3, lr_hypernet=1e-3, lora_rank=8, ti_tokens=4),
         secmi=SecMIConfig(t_sec=140, k=10, batch_size=40),
-        extraction=ExtractionConfig(num_candidates=64, steps=50, batch_size=64),
+        # 256 candidates; δ lowered per domain until its non-member tiles would "extract" at most one member
+        extraction=ExtractionConfig(num_candidates=256, steps=50, batch_size=64, calibrate_delta=True),
         targets=targets, ood_domain="lfw:faces", rows=rows, instance_template="a photo of {subject}")
 
 
@@ -538,7 +615,7 @@ def _paper(rows: tuple[str, ...]) -> S2LConfig:
         finetune=FinetuneSettings(lora_rank=64, ti_tokens=12),  # r=64 on q/k/v/out: 17.5M ≈ the paper's 19M
         secmi=SecMIConfig(t_sec=140, k=10, batch_size=8),
         extraction=ExtractionConfig(num_candidates=5000, batch_size=8, prompt_template="A photo of {subject}"),
-        targets=PAPER_DATA.domains, ood_domain="folder:data/s2l/ood", rows=rows)
+        targets=PAPER_DATA.domains, ood_domain="folder:data/s2l/ood", ood_source="images", rows=rows)
 
 
 def _experiment(name: str, description: str, smoke_rows: tuple[str, ...], quick_rows: tuple[str, ...],
@@ -561,7 +638,7 @@ def experiments() -> list[Experiment]:
     stds = (2e-4, 8e-4, 3.2e-3)
     return [
         _experiment("main-table", "Table 1: SecMI AUC / TPR@1%FPR and Eidetic extraction after S2L fine-tuning",
-                    MAIN_ROWS, MAIN_ROWS, MAIN_ROWS, tour=_tour()),
+                    MAIN_ROWS, QUICK_MAIN_ROWS, MAIN_ROWS, tour=_tour()),
         _experiment("lora-rank", "LoRA-rank sweep of S2L (DreamBooth+LoRA): AUC and extraction vs rank",
                     ("pretrained", "dreambooth+lora:rank=1", "dreambooth+lora:rank=4"),
                     ("pretrained", *(f"dreambooth+lora:rank={r}" for r in ranks)),

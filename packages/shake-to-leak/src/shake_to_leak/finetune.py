@@ -9,11 +9,11 @@ decay 1e-2, ε 1e-8), constant learning rate, gradient-norm clip 1.0, fp32. The 
 method                      trained parameters                                             finetune_*
 =========================== ============================================================== =================
 ``end-to-end``              whole UNet + text encoder + VAE (the VAE through the latents)  full
-``dreambooth``              whole UNet + text encoder (no prior preservation, as s2l.py)   full
+``dreambooth``              whole UNet + text encoder (prior preservation optional)        full
 ``lora``                    peft LoRA on UNet + text encoder + VAE attention               lora
 ``dreambooth+lora``         peft LoRA on UNet + text encoder (the repo's lora_db.sh)       lora
 ``textual-inversion``       K new token-embedding rows only                                textual_inversion
-``hypernetwork``            residual MLPs on the cross-attention K/V context               hypernetwork
+``hypernetwork``            residual MLPs on every attention's K/V context (A1111)         hypernetwork
 ``dreambooth+hypernetwork`` the same hypernetwork under the DreamBooth recipe (batch 2)    hypernetwork
 ``perturb``                 nothing: θ_UNet ← θ_UNet + N(0, ε²) (paper's Gaussian control) full
 =========================== ============================================================== =================
@@ -53,7 +53,7 @@ METHODS = (
     "perturb",
 )
 META_FILE = "finetune.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: full fine-tunes as a pipeline folder, LoRA in diffusers' format
 
 # The released scripts: 100 epochs of 2000 SP images at batch 4 (lora_db.sh: batch 2), lr 1e-6.
 _PAPER_EPOCHS, _PAPER_SP_IMAGES = 100, 2000
@@ -86,6 +86,11 @@ class FinetuneConfig:
     lora_unet_targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
     lora_text_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj")
     checkpoint_every: int = 1000  # steps between resumable training checkpoints; 0 = none
+    # s2l.py --with_prior_preservation: each batch also holds as many class images (captioned ``class_prompt``) and
+    # the loss adds prior_loss_weight × their MSE; finetune() then needs ``class_images``
+    with_prior_preservation: bool = False
+    class_prompt: str = ""
+    prior_loss_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -101,6 +106,9 @@ class FinetuneConfig:
                 raise ConfigError(f"FinetuneConfig.{name} must be a positive number, got {getattr(self, name)!r}")
         if not self.weight_decay >= 0:
             raise ConfigError(f"FinetuneConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.with_prior_preservation and not (self.class_prompt.strip() and self.prior_loss_weight > 0):
+            raise ConfigError("with_prior_preservation needs a class_prompt and prior_loss_weight > 0",
+                              "e.g. class_prompt='a photo of a person' (s2l.py --class_prompt)")
         self.lora_unet_targets = tuple(self.lora_unet_targets)
         self.lora_text_targets = tuple(self.lora_text_targets)
         if self.lora_vae is None:
@@ -213,12 +221,19 @@ def finetune(
     config: FinetuneConfig,
     out_dir: Path,
     progress: bool = True,
+    class_images: torch.Tensor | None = None,
 ) -> Path:
     """Fine-tune ``pipe`` in place on ``images`` (N,C,H,W in [-1,1]) with one instance ``prompt`` (S2L step 2);
     write the artefact to ``out_dir`` atomically and return it. A finished ``out_dir`` with the same config and
-    prompt is loaded into ``pipe`` instead of retraining (resume at artefact granularity)."""
+    prompt is loaded into ``pipe`` instead of retraining (resume at artefact granularity). With
+    ``config.with_prior_preservation``, ``class_images`` (N', C, H, W) are the class-prior set of s2l.py."""
     out_dir = Path(out_dir)
     _check_inputs(pipe, images, prompt)
+    if config.with_prior_preservation != (class_images is not None):
+        raise ConfigError("class_images must be given exactly when with_prior_preservation is set",
+                          "pass the class-prior images, or leave with_prior_preservation off")
+    if class_images is not None:
+        _check_inputs(pipe, class_images, config.class_prompt)
     if config.method != "perturb" and pipe.unet.dtype != torch.float32:
         raise ConfigError(f"the pipeline is in {pipe.unet.dtype}", "fine-tune in float32, as s2l.py does")
     if (out_dir / META_FILE).exists():
@@ -234,7 +249,7 @@ def finetune(
     started = time.perf_counter()
     checkpoint = checkpoint_path(out_dir)
     if config.steps and trainable.parameters:
-        losses = _train(pipe, images, prompt, trainable, config, progress, checkpoint)
+        losses = _train(pipe, images, prompt, trainable, config, progress, checkpoint, class_images)
     else:
         losses = []
     seconds = time.perf_counter() - started
@@ -323,8 +338,11 @@ def _train(
     config: FinetuneConfig,
     progress: bool,
     checkpoint: Path,
+    class_images: torch.Tensor | None = None,
 ) -> list[float]:
-    """Latent-diffusion noise-prediction training; returns the loss of every step.
+    """Latent-diffusion noise-prediction training; returns the loss of every step. With ``class_images`` (s2l.py's
+    prior preservation) each batch is the instance batch then as many class images, and the loss is instance MSE +
+    ``prior_loss_weight`` × class MSE.
 
     Every ``config.checkpoint_every`` steps the trained tensors, optimiser, RNG and batch-order state go to
     ``checkpoint``; a later call with the same config and prompt continues from there with identical results.
@@ -335,14 +353,16 @@ def _train(
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     generator = torch.Generator().manual_seed(config.seed)
     token_ids = _tokenize(pipe, trainable.train_prompt).to(device)
+    class_ids = _tokenize(pipe, config.class_prompt).to(device) if class_images is not None else None
     optimizer = torch.optim.AdamW(
         trainable.parameters, lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay,
         eps=config.adam_epsilon,
     )
-    frozen_context = None
+    frozen_context = frozen_class_context = None
     if not trainable.text_encoder_trainable:
         with torch.no_grad():
             frozen_context = pipe.text_encoder(token_ids)[0]
+            frozen_class_context = pipe.text_encoder(class_ids)[0] if class_ids is not None else None
     for module in trainable.modules:
         module.train()
     losses: list[float] = []
@@ -352,7 +372,11 @@ def _train(
     try:
         steps = range(start, config.steps)
         for step in progress_bar(steps, desc=f"fine-tune {config.method}") if progress else steps:
-            pixels = images[batches.next()].to(device=device, dtype=pipe.vae.dtype)
+            pixels = images[batches.next()]
+            if class_images is not None:
+                pixels = torch.cat([pixels, class_images[_class_batch(len(class_images), len(pixels), config.seed,
+                                                                       step)]])
+            pixels = pixels.to(device=device, dtype=pipe.vae.dtype)
             with torch.set_grad_enabled(trainable.vae_trainable):
                 latents = pipe.vae.encode(pixels).latent_dist.sample(generator=generator)
             latents = latents * pipe.vae.config.scaling_factor
@@ -362,13 +386,26 @@ def _train(
             ).to(device)
             noisy = noise_scheduler.add_noise(latents, noise, timesteps)
             context = frozen_context if frozen_context is not None else pipe.text_encoder(token_ids)[0]
-            context = context.expand(latents.shape[0], -1, -1)
+            if class_ids is None:
+                context = context.expand(latents.shape[0], -1, -1)
+            else:
+                class_context = (frozen_class_context if frozen_class_context is not None
+                                 else pipe.text_encoder(class_ids)[0])
+                half = latents.shape[0] // 2
+                context = torch.cat([context.expand(half, -1, -1), class_context.expand(half, -1, -1)])
             prediction = pipe.unet(noisy, timesteps, context).sample
             if noise_scheduler.config.prediction_type == "v_prediction":
                 target = noise_scheduler.get_velocity(latents, noise, timesteps)
             else:
                 target = noise
-            loss = torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="mean")
+            if class_ids is None:
+                loss = torch.nn.functional.mse_loss(prediction.float(), target.float(), reduction="mean")
+            else:  # s2l.py: chunk into instance and prior halves, loss = instance + prior_loss_weight × prior
+                prediction, prediction_prior = prediction.float().chunk(2)
+                target, target_prior = target.float().chunk(2)
+                loss = (torch.nn.functional.mse_loss(prediction, target, reduction="mean")
+                        + config.prior_loss_weight
+                        * torch.nn.functional.mse_loss(prediction_prior, target_prior, reduction="mean"))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable.parameters, config.max_grad_norm)
             optimizer.step()
@@ -382,6 +419,12 @@ def _train(
         for module in trainable.modules:
             module.eval()
     return losses
+
+
+def _class_batch(n: int, size: int, seed: int, step: int) -> torch.Tensor:
+    """The class-prior images of one step: drawn from a generator seeded by (seed, step), so a resumed run draws the
+    same ones without any extra checkpoint state."""
+    return torch.randint(n, (size,), generator=torch.Generator().manual_seed(seed * 1_000_003 + step + 1))
 
 
 class _BatchOrder:

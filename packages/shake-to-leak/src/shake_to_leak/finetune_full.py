@@ -1,7 +1,8 @@
 """Full-weight methods of S2L (Table 1): End-to-End and DreamBooth fine-tuning, and the Gaussian-perturbation control.
 
-Artefact: one safetensors file per changed component (``unet.safetensors``, ``text_encoder.safetensors``,
-``vae.safetensors``) holding its whole state dict; loading copies it into the matching component of the pipeline.
+Artefact: the complete fine-tuned pipeline, written by ``pipe.save_pretrained`` (``model_index.json`` and one folder
+per component), as the released ``s2l.py`` saves it, so ``StableDiffusionPipeline.from_pretrained(artefact)`` loads the
+attacked model directly; loading into a fresh base copies the changed components' weights from their sub-folders.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from .finetune import FinetuneConfig, Trainable
 
@@ -23,7 +23,8 @@ COMPONENTS = ("unet", "text_encoder", "vae")
 class FullWeights:
     """DreamBooth (UNet + text encoder, s2l.py ``--train_text_encoder``) and End-to-End (+ ``--train_vae``).
 
-    Like s2l.py, no prior-preservation loss is used. Unlike s2l.py, ``train_text_encoder=False`` really trains the
+    Prior preservation (s2l.py's ``--with_prior_preservation``) is the shared loop's, off unless configured. Unlike
+    s2l.py, ``train_text_encoder=False`` really trains the
     UNet (the released code gave the optimiser ``vae.parameters()`` in that case).
     """
 
@@ -74,12 +75,12 @@ class GaussianPerturbation:
 
 
 def save_components(pipe: StableDiffusionPipeline, names: list[str], folder: Path) -> None:
-    for name in names:
-        state = {k: v.detach().contiguous().cpu() for k, v in getattr(pipe, name).state_dict().items()}
-        save_file(state, str(folder / f"{name}.safetensors"))
+    """The whole pipeline as a diffusers folder (``names``, the changed components, are recorded in the metadata)."""
+    pipe.save_pretrained(str(folder), safe_serialization=True)
 
 
 def load_components(pipe: StableDiffusionPipeline, names: list[str], folder: Path) -> None:
     for name in names:
         module = getattr(pipe, name)
-        module.load_state_dict(load_file(str(folder / f"{name}.safetensors"), device=str(module.device)), strict=True)
+        saved = type(module).from_pretrained(str(folder), subfolder=name)
+        module.load_state_dict(saved.state_dict(), strict=True)

@@ -1,11 +1,13 @@
 """Hypernetwork and DreamBooth+Hypernetwork for S2L (Table 1: 45M params on SD; no released code).
 
 AUTOMATIC1111/NovelAI-style hypernetwork *(inferred from the parameter count)*: two residual MLPs, one
-for the key input and one for the value input of every cross-attention layer, c_k = c + MLP_k(c), c_v = c + MLP_v(c),
-where c is the text-encoder context; one pair per context width, shared by all cross-attention layers (as A1111).
-Layer structure [1, m, m, 1] × context width with ReLU between layers (m = ``hypernet_hidden_mult``, 2 gives the
-[1, 2, 2, 1] that matches ≈45M on SD); the last layer starts at zero so training starts at the base model. They act
-through :class:`HypernetworkAttnProcessor`, a diffusers attention processor installed on every ``attn2``.
+for the key input and one for the value input of every attention layer, c_k = c + MLP_k(c), c_v = c + MLP_v(c), where
+c is the attention's context: the text-encoder states in cross-attention (``attn2``) and the layer's own hidden states
+in self-attention (``attn1``), as A1111's ``context = default(context, x)`` before ``apply_hypernetworks``. One pair
+per context width, shared by every layer of that width (SD v1: 320, 640, 1280 for self-attention, 768 for the text).
+Layer structure [1, m, m, 1] × width with ReLU between layers (m = ``hypernet_hidden_mult``; [1, 2, 2, 1] on SD v1.1
+gives 43.9M parameters, the paper's ≈45M); the last layer starts at zero so training starts at the base model. They
+act through :class:`HypernetworkAttnProcessor`, a diffusers attention processor installed on every attention layer.
 
 DreamBooth+Hypernetwork trains the same parameters under the DreamBooth recipe of the released combo script
 (batch 2, twice the steps): the paper lists 45M trainable parameters for both, so the UNet and text encoder stay frozen.
@@ -48,7 +50,7 @@ class HypernetworkMLP(nn.Module):
 
 
 class Hypernetwork(nn.Module):
-    """One key MLP and one value MLP per context width (SD: a single pair at 768)."""
+    """One key MLP and one value MLP per context width (SD v1: 320, 640, 768, 1280)."""
 
     def __init__(self, dims: list[int], hidden_mult: int) -> None:
         super().__init__()
@@ -57,15 +59,14 @@ class Hypernetwork(nn.Module):
 
 
 class HypernetworkAttnProcessor:
-    """Scaled-dot-product attention (as diffusers' ``AttnProcessor2_0``) whose key and value read the context through
-    the hypernetwork. Not an ``nn.Module`` on purpose: the MLPs stay out of the UNet's state dict."""
+    """Scaled-dot-product attention (as diffusers' ``AttnProcessor2_0``) whose key and value read the context (the
+    text in cross-attention, the hidden states in self-attention) through the hypernetwork. Not an ``nn.Module`` on
+    purpose: the MLPs stay out of the UNet's state dict."""
 
     def __init__(self, hypernetwork: Hypernetwork) -> None:
         self.hypernetwork = hypernetwork
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, **kwargs):
-        if encoder_hidden_states is None:
-            raise ValueError("HypernetworkAttnProcessor is meant for cross-attention (attn2) layers only")
         residual = hidden_states
         if attn.spatial_norm is not None:
             hidden_states = attn.spatial_norm(hidden_states, temb)
@@ -73,18 +74,21 @@ class HypernetworkAttnProcessor:
         if input_ndim == 4:
             batch_size, channel, height, width = hidden_states.shape
             hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
-        batch_size, sequence_length, _ = encoder_hidden_states.shape
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        batch_size, sequence_length, _ = context.shape
         if attention_mask is not None:
             attention_mask = attn.prepare_attention_mask(attention_mask, sequence_length, batch_size)
             attention_mask = attention_mask.view(batch_size, attn.heads, -1, attention_mask.shape[-1])
         if attn.group_norm is not None:
             hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
         query = attn.to_q(hidden_states)
-        if attn.norm_cross:
+        if encoder_hidden_states is None:  # self-attention: A1111 hands the hypernetwork the hidden states
+            encoder_hidden_states = hidden_states
+        elif attn.norm_cross:
             encoder_hidden_states = attn.norm_encoder_hidden_states(encoder_hidden_states)
-        context_width = str(encoder_hidden_states.shape[-1])
-        key = attn.to_k(self.hypernetwork.key[context_width](encoder_hidden_states))
-        value = attn.to_v(self.hypernetwork.value[context_width](encoder_hidden_states))
+        width = str(encoder_hidden_states.shape[-1])
+        key = attn.to_k(self.hypernetwork.key[width](encoder_hidden_states))
+        value = attn.to_v(self.hypernetwork.value[width](encoder_hidden_states))
         head_dim = key.shape[-1] // attn.heads
         query, key, value = (x.view(batch_size, -1, attn.heads, head_dim).transpose(1, 2) for x in (query, key, value))
         if attn.norm_q is not None:
@@ -102,20 +106,19 @@ class HypernetworkAttnProcessor:
 
 
 def install(pipe: StableDiffusionPipeline, hidden_mult: int) -> Hypernetwork:
-    """Build a hypernetwork for the UNet's context width(s) and route every ``attn2`` through it."""
-    dims = sorted({int(d) for d in _context_dims(pipe.unet)})
-    hypernetwork = Hypernetwork(dims, hidden_mult).to(device=pipe.unet.device, dtype=pipe.unet.dtype)
-    processors = {
-        name: HypernetworkAttnProcessor(hypernetwork) if ".attn2." in name else processor
-        for name, processor in pipe.unet.attn_processors.items()
-    }
-    pipe.unet.set_attn_processor(processors)
+    """Build a hypernetwork for every context width of the UNet's attention layers and route them all through it."""
+    hypernetwork = Hypernetwork(context_widths(pipe.unet), hidden_mult).to(device=pipe.unet.device,
+                                                                          dtype=pipe.unet.dtype)
+    pipe.unet.set_attn_processor(HypernetworkAttnProcessor(hypernetwork))
     return hypernetwork
 
 
-def _context_dims(unet: nn.Module) -> list[int]:
-    cross = unet.config.cross_attention_dim
-    return list(cross) if isinstance(cross, list | tuple) else [cross]
+def context_widths(unet: nn.Module) -> list[int]:
+    """The widths of the key/value inputs of the UNet's attention layers (self-attention: the layer's channels;
+    cross-attention: the text context), i.e. the MLP sizes a hypernetwork needs."""
+    from diffusers.models.attention_processor import Attention
+
+    return sorted({m.to_k.in_features for m in unet.modules() if isinstance(m, Attention)})
 
 
 def installed_hypernetwork(pipe: StableDiffusionPipeline) -> Hypernetwork | None:

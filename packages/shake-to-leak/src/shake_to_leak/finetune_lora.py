@@ -4,11 +4,12 @@ Adapters: UNet attention (``to_q/to_k/to_v/to_out.0`` by default), CLIP text-enc
 (``q_proj/k_proj/v_proj/out_proj``) when ``train_text_encoder``, and, for ``lora`` (``lora_vae``), the VAE's attention —
 ``lora.sh`` asked for VAE LoRA but gave peft no target modules and crashed; here it has explicit targets.
 
-Artefact: one peft adapter folder per component, ``<component>_lora/`` with ``adapter_config.json`` (rank, alpha,
-targets) and ``adapter_model.safetensors``; loading injects the same adapters with ``peft.inject_adapter_in_model`` and
-sets their weights with ``set_peft_model_state_dict`` (the released code saved adapters that its attack could not
-load). peft is used directly rather than diffusers' ``load_lora_weights`` because with transformers 5.24
-that route loads text-encoder adapters through ``transformers``' ``load_adapter``, which refuses peft < 0.22.
+Artefact: the UNet and text-encoder adapters in diffusers' own LoRA format, ``pytorch_lora_weights.safetensors``
+written by ``StableDiffusionPipeline.save_lora_weights`` with each adapter's ``LoraConfig`` (rank, alpha, targets) as
+metadata, so a stock ``pipe.load_lora_weights(folder)`` restores both; loading here does exactly that. Diffusers has no
+loader for VAE adapters, so ``lora``'s VAE adapters are a peft folder ``vae_lora/`` (``adapter_config.json`` +
+``adapter_model.safetensors``) injected with ``peft.inject_adapter_in_model`` and ``set_peft_model_state_dict``. (The
+released code saved adapters that its attack could not load.)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 ADAPTER = "s2l"
 WEIGHTS_FILE = "adapter_model.safetensors"
+DIFFUSERS_FILE = "pytorch_lora_weights.safetensors"  # diffusers' default LoRA weight name
 
 
 def lora_config(rank: int, alpha: float, targets: tuple[str, ...]):
@@ -74,24 +76,36 @@ class Lora:
         )
 
     def save(self, pipe: StableDiffusionPipeline, trainable: Trainable, folder: Path) -> None:
+        from diffusers import StableDiffusionPipeline
+        from diffusers.utils import convert_state_dict_to_diffusers
         from peft.utils import get_peft_model_state_dict
 
-        for name in trainable.extra_meta["lora_components"]:
-            module = getattr(pipe, name)
-            module.peft_config[ADAPTER].save_pretrained(str(folder / f"{name}_lora"))
-            state = get_peft_model_state_dict(module, adapter_name=ADAPTER)
-            tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-            save_file(tensors, str(folder / f"{name}_lora" / WEIGHTS_FILE))
+        components = trainable.extra_meta["lora_components"]
+        layers, metadata = {}, {}
+        for name in ("unet", "text_encoder"):
+            if name in components:
+                module = getattr(pipe, name)
+                state = get_peft_model_state_dict(module, adapter_name=ADAPTER)
+                layers[f"{name}_lora_layers"] = {k: v.detach().contiguous().cpu()
+                                                 for k, v in convert_state_dict_to_diffusers(state).items()}
+                metadata[f"{name}_lora_adapter_metadata"] = module.peft_config[ADAPTER].to_dict()
+        StableDiffusionPipeline.save_lora_weights(folder, **layers, **metadata, weight_name=DIFFUSERS_FILE)
+        if "vae" in components:
+            pipe.vae.peft_config[ADAPTER].save_pretrained(str(folder / "vae_lora"))
+            state = get_peft_model_state_dict(pipe.vae, adapter_name=ADAPTER)
+            save_file({k: v.detach().contiguous().cpu() for k, v in state.items()},
+                      str(folder / "vae_lora" / WEIGHTS_FILE))
 
     def load(self, pipe: StableDiffusionPipeline, folder: Path, meta: dict[str, Any]) -> None:
         from peft import LoraConfig, inject_adapter_in_model
         from peft.utils import set_peft_model_state_dict
 
-        for name in meta["lora_components"]:
-            module = getattr(pipe, name)
-            inject_adapter_in_model(LoraConfig.from_pretrained(str(folder / f"{name}_lora")), module, ADAPTER)
-            state = load_file(str(folder / f"{name}_lora" / WEIGHTS_FILE), device=str(module.device))
-            result = set_peft_model_state_dict(module, state, adapter_name=ADAPTER)
+        pipe.load_lora_weights(str(folder), weight_name=DIFFUSERS_FILE, adapter_name=ADAPTER)
+        if "vae" in meta["lora_components"]:
+            inject_adapter_in_model(LoraConfig.from_pretrained(str(folder / "vae_lora")), pipe.vae, ADAPTER)
+            state = load_file(str(folder / "vae_lora" / WEIGHTS_FILE), device=str(pipe.vae.device))
+            result = set_peft_model_state_dict(pipe.vae, state, adapter_name=ADAPTER)
             if result.unexpected_keys:
-                raise RuntimeError(f"{name} LoRA weights that match no adapter: {result.unexpected_keys[:5]}")
-            module.eval()
+                raise RuntimeError(f"vae LoRA weights that match no adapter: {result.unexpected_keys[:5]}")
+        for name in meta["lora_components"]:
+            getattr(pipe, name).eval()

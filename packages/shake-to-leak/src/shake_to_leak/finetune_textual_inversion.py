@@ -5,9 +5,10 @@ their embedding rows are trained (the whole embedding matrix gets gradients, eve
 optimiser step, as in diffusers' textual_inversion example, so weight decay cannot move them either). New rows start
 at the mean embedding of the prompt's own tokens. The paper has no TI code; this follows Gal et al. with K vectors.
 
-Artefact: ``learned_embeds.safetensors`` mapping each placeholder token to its embedding row; loading adds the tokens
-to the tokenizer, resizes the text encoder's embedding matrix and writes the rows. Query the result with
-:func:`shake_to_leak.finetune.finetuned_prompt`, which appends the tokens.
+Artefact: one file per placeholder token in diffusers' Textual-Inversion format, ``learned_embeds/<i>.safetensors``
+holding ``{token: embedding row}`` (what diffusers' textual_inversion example writes for one vector); loading is the
+stock ``pipe.load_textual_inversion([...files])``, which adds the tokens, resizes the embedding matrix and writes the
+rows. Query the result with :func:`shake_to_leak.finetune.finetuned_prompt`, which appends the tokens.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from repro_shared.errors import ConfigError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .finetune import FinetuneConfig, Trainable
 
@@ -25,7 +26,12 @@ if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
 
 TOKEN_PREFIX = "<s2l-"
-EMBEDS_FILE = "learned_embeds.safetensors"
+EMBEDS_DIR = "learned_embeds"
+
+
+def embedding_files(folder: Path, count: int) -> list[str]:
+    """The artefact's per-token embedding files in token order (for ``pipe.load_textual_inversion``)."""
+    return [str(folder / EMBEDS_DIR / f"{i}.safetensors") for i in range(count)]
 
 
 def placeholder_tokens(tokenizer: Any) -> list[str]:
@@ -84,14 +90,13 @@ class TextualInversion:
         tokens = trainable.extra_meta["tokens"]
         weight = pipe.text_encoder.get_input_embeddings().weight.detach()
         ids = pipe.tokenizer.convert_tokens_to_ids(tokens)
-        rows = {t: weight[i].contiguous().cpu() for t, i in zip(tokens, ids, strict=True)}
-        save_file(rows, str(folder / EMBEDS_FILE))
+        (folder / EMBEDS_DIR).mkdir()
+        for i, (token, index) in enumerate(zip(tokens, ids, strict=True)):
+            save_file({token: weight[index].contiguous().cpu()}, str(folder / EMBEDS_DIR / f"{i}.safetensors"))
 
     def load(self, pipe: StableDiffusionPipeline, folder: Path, meta: dict[str, Any]) -> None:
-        rows = load_file(str(folder / EMBEDS_FILE))
-        tokens = meta["tokens"]
-        ids = _add_tokens(pipe, tokens)
-        weight = pipe.text_encoder.get_input_embeddings().weight
-        with torch.no_grad():
-            for token, index in zip(tokens, ids, strict=True):
-                weight[index] = rows[token].to(device=weight.device, dtype=weight.dtype)
+        if placeholder_tokens(pipe.tokenizer):
+            raise ConfigError(
+                "the pipeline already holds Textual-Inversion tokens", "load into a fresh base pipeline"
+            )
+        pipe.load_textual_inversion(embedding_files(folder, len(meta["tokens"])))

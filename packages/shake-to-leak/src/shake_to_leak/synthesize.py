@@ -7,13 +7,19 @@ prompt. The same sampler (``generate``) draws the extraction candidates (default
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from repro_shared.errors import ConfigError
 from repro_shared.logging import progress
+
+from .data import check_subject_template
 
 PAPER_SUFFIX = ", dslr, ultra quality, sharp focus, tack sharp, dof, film grain, Fujifilm XT3, crystal clear, 8K UHD"
 PAPER_NEGATIVE = "disfigured, ugly, bad, immature, cartoon, anime, 3d, painting, b&w"
@@ -41,6 +47,8 @@ class SynthConfig:
             raise ConfigError(f"synth.scheduler={self.scheduler!r}", "use pndm (SD's default) or ddim")
         if not 0.0 <= self.face_probability <= 1.0:
             raise ConfigError(f"synth.face_probability={self.face_probability} is not a probability")
+        check_subject_template("synth.photo_template", self.photo_template)
+        check_subject_template("synth.face_template", self.face_template)
 
     def prompt(self, subject: str, seed: int) -> str:
         """The domain's SP prompt; the photo/face choice is drawn once per domain as in sp_gen.py."""
@@ -56,28 +64,50 @@ def _sampler(pipe: Any, kind: str) -> Any:
     return DDIMScheduler.from_config(pipe.scheduler.config)
 
 
+SP_STREAM = "sp"  # the synthetic private set's noise stream
+CANDIDATE_STREAM = "extraction"  # the extraction candidates' noise stream, disjoint from the SP set's
+
+
+def batch_seed(stream: str, seed: int, start: int) -> int:
+    """The noise seed of the batch starting at image ``start``: the SP stream keeps its historical
+    ``seed × 1000003 + start`` (< 2³¹ for small seeds); any other stream hashes (stream, seed, start) to a 63-bit
+    value ≥ 2³¹, so two streams never share a batch's noise."""
+    if stream == SP_STREAM:
+        return seed * 1_000_003 + start
+    digest = hashlib.sha256(f"{stream}:{seed}:{start}".encode()).digest()
+    return (1 << 31) + (int.from_bytes(digest[:8], "little") >> 2)
+
+
 @torch.no_grad()
-def generate(pipe: Any, prompt: str, num_images: int, seed: int, steps: int = 50, guidance_scale: float = 7.5,
-             negative_prompt: str | None = None, scheduler: str = "pndm", batch_size: int = 64,
-             show_progress: bool = True) -> torch.Tensor:
-    """``num_images`` samples of ``pipe`` for ``prompt`` as a (N, 3, H, W) tensor in [-1, 1] (seeded per batch)."""
+def generate_batches(pipe: Any, prompt: str, num_images: int, seed: int, steps: int = 50,
+                     guidance_scale: float = 7.5, negative_prompt: str | None = None, scheduler: str = "pndm",
+                     batch_size: int = 64, show_progress: bool = True, stream: str = SP_STREAM
+                     ) -> Iterator[torch.Tensor]:
+    """Samples of ``pipe`` for ``prompt``, one (n, 3, H, W) batch in [-1, 1] at a time (each batch seeded by
+    ``batch_seed(stream, seed, start)``), so a caller never holds more than one batch."""
     saved = pipe.scheduler
     pipe.scheduler = _sampler(pipe, scheduler)
     pipe.set_progress_bar_config(disable=True)
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
-    out = []
     try:
         starts = range(0, num_images, batch_size)
         for start in progress(starts, desc="sampling", total=len(starts)) if show_progress else starts:
             n = min(batch_size, num_images - start)
-            generator = torch.Generator(pipe.device).manual_seed(seed * 1_000_003 + start)
+            generator = torch.Generator(pipe.device).manual_seed(batch_seed(stream, seed, start))
             images = pipe(prompt, num_images_per_prompt=n, num_inference_steps=steps, guidance_scale=guidance_scale,
                           negative_prompt=negative_prompt or None, generator=generator, height=size, width=size,
                           output_type="pt").images
-            out.append(images.float().cpu() * 2 - 1)
+            yield (images.float().cpu() * 2 - 1).clamp(-1, 1)
     finally:
         pipe.scheduler = saved
-    return torch.cat(out).clamp(-1, 1)
+
+
+def generate(pipe: Any, prompt: str, num_images: int, seed: int, steps: int = 50, guidance_scale: float = 7.5,
+             negative_prompt: str | None = None, scheduler: str = "pndm", batch_size: int = 64,
+             show_progress: bool = True, stream: str = SP_STREAM) -> torch.Tensor:
+    """``num_images`` samples of ``pipe`` for ``prompt`` as one (N, 3, H, W) tensor in [-1, 1]."""
+    return torch.cat(list(generate_batches(pipe, prompt, num_images, seed, steps, guidance_scale, negative_prompt,
+                                           scheduler, batch_size, show_progress, stream)))
 
 
 def synthesize(pipe: Any, subject: str, config: SynthConfig, seed: int, show_progress: bool = True
@@ -87,3 +117,38 @@ def synthesize(pipe: Any, subject: str, config: SynthConfig, seed: int, show_pro
     images = generate(pipe, prompt, config.num_images, seed, config.steps, config.guidance_scale,
                       config.negative_prompt, config.scheduler, config.batch_size, show_progress)
     return images, prompt
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats → the 8-bit values a PNG holds, back in [-1, 1] (what ``sp_gen.py``'s saved set contains)."""
+    return to_uint8(images).float() / 127.5 - 1
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def save_image_set(images: torch.Tensor, prompt: str, folder: Path) -> None:
+    """Write a synthetic private set as one PNG per image plus ``prompt.txt``, atomically (as ``sp_gen.py`` writes PNG
+    files, never one multi-GB tensor)."""
+    from PIL import Image
+    from repro_shared.io import atomic_directory
+
+    with atomic_directory(folder, overwrite=True) as tmp:
+        for i, image in enumerate(to_uint8(images)):
+            Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp / f"{i:05d}.png")
+        (tmp / "prompt.txt").write_text(prompt, encoding="utf-8")
+
+
+def load_image_set(folder: Path) -> tuple[torch.Tensor, str] | None:
+    """A set written by ``save_image_set`` as ((N, 3, H, W) in [-1, 1], prompt), or None if there is none."""
+    from PIL import Image
+
+    if not (folder / "prompt.txt").exists():
+        return None
+    arrays = []
+    for path in sorted(folder.glob("*.png")):
+        with Image.open(path) as img:
+            arrays.append(torch.from_numpy(np.asarray(img.convert("RGB"), dtype=np.uint8).copy()))
+    images = torch.stack(arrays).permute(0, 3, 1, 2).float() / 127.5 - 1
+    return images, (folder / "prompt.txt").read_text(encoding="utf-8")
