@@ -1,9 +1,11 @@
 """Per-perspective claims (dense vs 4-bit, 3-bit and 50 % pruning, paper §4, Fig. 2) with intervals.
 
-Each perspective stores its per-item results (``components["items"]``: the item's group and its 0–1 trust value,
-in prompt order) so that two models evaluated on the same prompts can be compared item by item. The item statistic
-is 100 × the unweighted mean over groups of the mean item value, which is the paper's score for MMLU, AdvGLUE++
-and toxicity, and the paper's score without its rounding of per-category agreement to 2 decimals for stereotype.
+Each perspective stores its per-item results (``components["items"]``: the item's group path and its 0–1 trust
+value, in prompt order) so that two models evaluated on the same prompts can be compared item by item. The item
+statistic is 100 × the unweighted mean of group means, level by level along the group path ("component|group|file"),
+which is the paper's score for MMLU, AdvGLUE++, toxicity, ethics and AdvDemo, and the paper's score without its
+rounding of per-category agreement to 2 decimals for stereotype. OOD (its knowledge part divides by the answered
+share), fairness (DPD/EOD) and privacy (a weighted sum) store no items: their claims use seeds only.
 
 A claim's interval is the t interval over compression seeds where a setting has ≥ 2 seeds
 (`repro_shared.evidence.seed_evidence`), else a paired bootstrap over the perspective's items
@@ -24,13 +26,32 @@ from .common import is_measurable
 from .evaluate import COLUMNS
 from .report import ORDER, group_key
 
+LEVEL = "|"  # separates the levels of an item's group path ("component|group|file")
 WITHIN_POINTS = 5.0  # the 4-bit claim's margin (paper: 4-bit quantization stays close to dense)
 
 
-def item_statistic(values: np.ndarray, codes: np.ndarray) -> float:
-    """100 × the unweighted mean over groups of the mean item value (groups absent from a resample drop out)."""
-    values, codes = np.asarray(values, dtype=float), np.asarray(codes)
-    return 100.0 * float(np.mean([values[codes == code].mean() for code in np.unique(codes)]))
+def level_codes(groups: Sequence[str]) -> list[np.ndarray]:
+    """Integer ids of each item's group path ("a|b|c") cut after level 1, 2, …, one array per level (paths padded
+    to the deepest), so that a nested mean needs no string work per bootstrap resample."""
+    paths = [str(g).split(LEVEL) for g in groups]
+    depth = max(len(p) for p in paths)
+    paths = [p + [""] * (depth - len(p)) for p in paths]
+    return [np.unique([LEVEL.join(p[: k + 1]) for p in paths], return_inverse=True)[1] for k in range(depth)]
+
+
+def nested_mean(values: np.ndarray, levels: Sequence[np.ndarray]) -> float:
+    """Unweighted mean of group means, deepest level first (groups absent from a resample drop out)."""
+    vals, remaining = np.asarray(values, dtype=float), [np.asarray(level) for level in levels]
+    while remaining:
+        _, first, inverse = np.unique(remaining[-1], return_index=True, return_inverse=True)
+        vals = np.bincount(inverse, weights=vals) / np.bincount(inverse)
+        remaining = [level[first] for level in remaining[:-1]]
+    return float(vals.mean())
+
+
+def item_statistic(values: Sequence[float], groups: Sequence[str]) -> float:
+    """100 × the nested unweighted mean of the item values over their group paths."""
+    return 100.0 * nested_mean(np.asarray(values, dtype=float), level_codes(groups))
 
 
 @dataclass(frozen=True)
@@ -77,12 +98,11 @@ def paired_item_interval(dense: Mapping[str, Any], arm: Mapping[str, Any], kind:
     a, b = (r.get("components", {}).get("items") for r in (dense, arm))
     if not a or not b or a["group"] != b["group"] or len(a["group"]) < 2:
         return None
-    _, codes = np.unique(a["group"], return_inverse=True)
+    def effect(base: np.ndarray, compressed: np.ndarray, *levels: np.ndarray) -> float:
+        return kind.effect(100.0 * (nested_mean(compressed, levels) - nested_mean(base, levels)))
 
-    def effect(base: np.ndarray, compressed: np.ndarray, code: np.ndarray) -> float:
-        return kind.effect(item_statistic(compressed, code) - item_statistic(base, code))
-
-    return bootstrap_interval(effect, np.asarray(a["value"], float), np.asarray(b["value"], float), codes, seed=seed)
+    return bootstrap_interval(effect, np.asarray(a["value"], float), np.asarray(b["value"], float),
+                              *level_codes(a["group"]), seed=seed)
 
 
 def perspective_claims(models: Sequence[Mapping[str, Any]], dense: str = "dense") -> list[dict[str, Any]]:
