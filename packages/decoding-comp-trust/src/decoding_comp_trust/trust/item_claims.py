@@ -98,6 +98,7 @@ def paired_item_interval(dense: Mapping[str, Any], arm: Mapping[str, Any], kind:
     a, b = (r.get("components", {}).get("items") for r in (dense, arm))
     if not a or not b or a["group"] != b["group"] or len(a["group"]) < 2:
         return None
+
     def effect(base: np.ndarray, compressed: np.ndarray, *levels: np.ndarray) -> float:
         return kind.effect(100.0 * (nested_mean(compressed, levels) - nested_mean(base, levels)))
 
