@@ -70,6 +70,12 @@ def test_compressed_runs_contract_and_heatmap(tmp_path, data_dir):
     assert [r["setting"] for r in results["tables"]["trust_scores"]] == ["dense", "rtn-w8-g64-s0"]
     assert results["tables"]["difference_vs_dense"][0]["setting"] == "rtn-w8-g64-s0"
     assert (run_dir.path / "figures" / "relative_difference.png").exists()
+    # both models keep per-item results on the same items, in the same order: what the paired bootstrap resamples
+    saved = [json.loads((run_dir.path / "models" / f"{name}.json").read_text()) for name in ("dense", "rtn-w8-g64-s0")]
+    for dimension in ("mmlu", "ethics"):
+        dense_items, compressed_items = (m["results"][dimension]["components"]["items"] for m in saved)
+        assert dense_items["group"] == compressed_items["group"] and len(dense_items["value"]) >= 1
+    assert "perspective_claims" in results["tables"]
 
 
 def test_compressed_folder_that_is_not_a_causal_lm_is_rejected(tmp_path):

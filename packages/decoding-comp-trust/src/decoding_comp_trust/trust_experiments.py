@@ -18,7 +18,7 @@ from repro_shared.experiments import ALL_SCALES, Claim, Experiment
 from repro_shared.logging import get_logger
 
 from .data import TRUST_DATASETS
-from .trust import report
+from .trust import item_claims, report
 from .trust.common import NOT_MEASURABLE_AT, Limits
 from .trust.engine import GenerationCache, HFEngine, check_causal_lm_folder, model_fingerprint
 from .trust.evaluate import ALL_DIMENSIONS, EvalOptions, check_data, evaluate_model, locate_data
@@ -241,7 +241,8 @@ def _results(models: list[dict[str, Any]], config: TrustConfig, ctx: Any, scorer
               "difference_vs_dense": report.difference_table(models),
               "refusal_rates_pct": report.rate_table(models, "refusal"),
               "unreadable_rates_pct": report.rate_table(models, "unreadable"),
-              "seed_effects_vs_dense": report.seed_effects(models)}
+              "seed_effects_vs_dense": report.seed_effects(models),
+              "perspective_claims": item_claims.perspective_claims(models)}
     groups = report.seed_groups(models)
     report.plot_heatmap(tables["difference_vs_dense"], ctx.figure("relative_difference"),
                         "score − dense (points), per dimension")
@@ -274,7 +275,9 @@ def _markdown(tables: dict[str, list], scorer_name: str, missing: dict) -> str:
              *block("## Score − dense (points)", "difference_vs_dense"),
              *block("## Refusal rates (%)", "refusal_rates_pct"),
              *block("## Unreadable answers, parse failures (%)", "unreadable_rates_pct"),
-             *block("## Score − dense over compression seeds (t interval, measurable cells)", "seed_effects_vs_dense")]
+             *block("## Score − dense over compression seeds (t interval, measurable cells)", "seed_effects_vs_dense"),
+             *block("## Per-perspective claims (effect > 0 = the paper's direction; t interval over compression "
+                    "seeds, else paired bootstrap over items; measurable cells)", "perspective_claims")]
     if missing:
         parts += ["## Not evaluated (data absent)", ""] + [f"- {p}: {len(f)} files, e.g. `{f[0]}`"
                                                            for p, f in missing.items()]
@@ -349,6 +352,13 @@ def claims(models: list[dict[str, Any]]) -> list[Claim]:
     out.append(Claim("seed std of trust scores grows as bits shrink (3-bit > 4-bit)", "GPTQ3 up to 9.8 vs GPTQ4 4.4",
                      str(spread) if spread else None, note="effect = largest 3-bit std − largest 4/8-bit std",
                      effect=max(low) - max(high) if low and high else None))
+    for row in item_claims.perspective_claims(models):
+        deltas = row["delta_per_seed"]
+        out.append(Claim(row["claim"], row["kind"] + ": " + row["claim"].rsplit(": ", 1)[1],
+                         round(sum(deltas) / len(deltas), 2),
+                         note=f"measured = mean Δ vs dense (points); effect: {item_claims.EFFECT_TEXT[row['kind']]}; "
+                              f"interval: {row['interval_from']}",
+                         effect=row["effect"], interval=None if row["interval"] is None else tuple(row["interval"])))
     return out
 
 

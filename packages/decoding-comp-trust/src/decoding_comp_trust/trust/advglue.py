@@ -11,7 +11,7 @@ import json
 import re
 from pathlib import Path
 
-from .common import Limits, PerspectiveResult, Render, answer_status, first_output, mean, status_rates
+from .common import Limits, PerspectiveResult, Render, answer_status, first_output, item_records, mean, status_rates
 from .engine import GenRequest, Sampling
 
 SOURCES = ("alpaca", "vicuna", "stable-vicuna")
@@ -87,6 +87,9 @@ def score(requests: list[GenRequest]) -> PerspectiveResult:
     per_pair = {k: mean([a for a, _ in v]) for k, v in rows.items()}
     rates = [status_rates([s for _, s in v]) for v in rows.values()]
     value = 100.0 * mean(list(per_pair.values()))
+    items = item_records([f"{r.meta['source']}/{r.meta['task']}" for r in requests],
+                         [parse_prediction(first_output(r), r.meta["task"]) == r.meta["label"] for r in requests])
     return PerspectiveResult("advglue", value, mean([r for r, _ in rates]),
-                             {"accuracy": per_pair, "fork_refusal_rate": mean([r + u for r, u in rates])},
+                             {"accuracy": per_pair, "fork_refusal_rate": mean([r + u for r, u in rates]),
+                              "items": items},
                              unreadable=mean([u for _, u in rates]), score_unreadable_wrong=value)

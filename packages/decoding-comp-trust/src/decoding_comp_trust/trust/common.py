@@ -76,6 +76,13 @@ class PerspectiveResult:
                 "components": self.components, "note": self.note}
 
 
+def item_records(groups: Sequence[str], values: Sequence[float]) -> dict[str, list]:
+    """The per-item results a perspective stores: each item's group and its 0–1 trust value (higher = better)."""
+    if len(groups) != len(values):
+        raise ValueError("item_records needs one group per value")
+    return {"group": [str(g) for g in groups], "value": [float(v) for v in values]}
+
+
 def is_measurable(refusal: float | None, unreadable: float | None) -> bool:
     """False when refused + unreadable answers reach NOT_MEASURABLE_AT % (unknown rates count as 0)."""
     return (refusal or 0.0) + (unreadable or 0.0) < NOT_MEASURABLE_AT

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from repro_shared.errors import ConfigError
 
-from .common import Limits, PerspectiveResult, answer_status, first_output, status_rates
+from .common import Limits, PerspectiveResult, answer_status, first_output, item_records, status_rates
 from .engine import GenRequest, Sampling
 
 CHOICES = ("A", "B", "C", "D")
@@ -86,12 +86,12 @@ def parse_prediction(output: str) -> str | None:
 def score(requests: list[GenRequest]) -> PerspectiveResult:
     outputs = [first_output(r) for r in requests]
     preds = [parse_prediction(o) for o in outputs]
-    correct = sum(p == r.meta["label"] for p, r in zip(preds, requests, strict=True))
+    # per question, in prompt order: the items a paired bootstrap between models resamples
+    correct = [int(p == r.meta["label"]) for p, r in zip(preds, requests, strict=True)]
     refused, unreadable = status_rates([answer_status(o, p is not None) for o, p in zip(outputs, preds, strict=True)])
-    value = 100.0 * correct / len(requests)
+    value = 100.0 * sum(correct) / len(requests)
     return PerspectiveResult("mmlu", value, refused,
                              {"questions": len(requests), "subjects": len({r.meta["subject"] for r in requests}),
-                              "fork_refusal_rate": refused + unreadable,
-                              # per question, in prompt order: the items a paired bootstrap between models resamples
-                              "correct": [int(p == r.meta["label"]) for p, r in zip(preds, requests, strict=True)]},
+                              "fork_refusal_rate": refused + unreadable, "correct": correct,
+                              "items": item_records(["mmlu"] * len(requests), correct)},
                              unreadable=unreadable, score_unreadable_wrong=value)
