@@ -48,9 +48,55 @@ def test_one_seed_uses_the_item_interval_or_is_inconclusive() -> None:
     assert alone.verdict is Verdict.INCONCLUSIVE and alone.low is None and alone.std == 0.0
 
 
-def test_identical_seeds_give_a_point_interval() -> None:
-    assert seed_evidence([2.0, 2.0, 2.0]).verdict is Verdict.REPRODUCED
-    assert seed_evidence([0.0, 0.0]).verdict is Verdict.INCONCLUSIVE
+def test_identical_seeds_give_a_point_interval_only_for_an_exact_claim() -> None:
+    exact = seed_evidence([2.0, 2.0, 2.0], exact=True)
+    assert (exact.low, exact.high, exact.verdict) == (2.0, 2.0, Verdict.REPRODUCED)
+    assert seed_evidence([0.0, 0.0], exact=True).verdict is Verdict.INCONCLUSIVE  # a point at zero excludes nothing
+    assert seed_evidence([1.5], exact=True).verdict is Verdict.REPRODUCED  # one seed of a deterministic quantity
+    measured = seed_evidence([2.0, 2.0, 2.0])  # a sampled quantity that happened to round alike on every seed
+    assert measured.low is None and measured.verdict is Verdict.INCONCLUSIVE and "zero spread" in measured.method
+    varying = seed_evidence([1.0, 2.0, 3.0], exact=True)  # "exact" values that vary are not exact: t interval
+    assert (varying.low, varying.high) == t_interval([1.0, 2.0, 3.0])
+
+
+def test_identical_seeds_fall_back_on_the_hull_of_their_item_intervals() -> None:
+    evidence = seed_evidence([2.0, 2.0, 2.0], item_intervals=[(1.0, 3.0), (0.5, 2.5), (1.5, 3.5)])
+    assert (evidence.low, evidence.high, evidence.verdict) == (0.5, 3.5, Verdict.REPRODUCED)
+    wide = seed_evidence([2.0, 2.0], item_intervals=[(1.0, 3.0), (-0.5, 4.0)])
+    assert (wide.low, wide.high, wide.verdict) == (-0.5, 4.0, Verdict.INCONCLUSIVE)
+    missing = seed_evidence([2.0, 2.0], item_intervals=[(1.0, 3.0), None])  # one seed has none: no interval
+    assert missing.low is None and missing.verdict is Verdict.INCONCLUSIVE
+    spread = seed_evidence([1.0, 2.0, 3.0], item_intervals=[(5.0, 6.0)] * 3)  # seeds differ: the t interval rules
+    assert (spread.low, spread.high) == t_interval([1.0, 2.0, 3.0])
+
+
+def test_a_coarse_measurement_that_rounds_alike_no_longer_reads_reproduced() -> None:
+    """"A is within 1 point of B" on 100 test items, where A is really 2 points below B: the claim is false.
+
+    Accuracies move in 1-point steps, so seeds can agree on a difference of 0, whose slack 1 − |0| = 1 read through a
+    point interval says "reproduced". Simulated (fixed seed) and conditioned on that event (three seeds, each with a
+    difference of exactly 0): the point interval calls it reproduced 30 times of 30, the item intervals' hull at
+    about a 95 % interval's error rate (2 of 30 here; at most 3 allowed).
+    """
+    rng = np.random.default_rng(11)
+    slack = lambda a, b: 1.0 - abs(100 * (float(np.mean(b)) - float(np.mean(a))))  # noqa: E731
+
+    def seed_with_equal_accuracy() -> tuple[float, tuple[float, float]]:
+        while True:
+            discordant = rng.random(100) < 0.05  # items the arms may disagree on; B is right on 70 %, A on 30 %
+            a = np.where(discordant, rng.random(100) < 0.3, True).astype(float)
+            b = np.where(discordant, rng.random(100) < 0.7, True).astype(float)
+            if a.sum() == b.sum():
+                return slack(a, b), bootstrap_interval(slack, a, b, n_resamples=200, seed=int(rng.integers(1000)))
+
+    false_reproduced = 0
+    for _ in range(30):
+        seeds = [seed_with_equal_accuracy() for _ in range(3)]
+        effects = [effect for effect, _ in seeds]
+        assert effects == [1.0] * 3 and t_interval(effects) == (1.0, 1.0)  # the old reading: reproduced
+        evidence = seed_evidence(effects, item_intervals=[interval for _, interval in seeds])
+        false_reproduced += evidence.verdict is Verdict.REPRODUCED
+    assert false_reproduced <= 3
 
 
 def test_verdict_from_interval_edges() -> None:
@@ -98,6 +144,26 @@ def test_aggregation_over_seeds_matches_seed_evidence(tmp_path: Path) -> None:
     [summary] = summarise_claims(runs)
     assert summary.evidence == seed_evidence(effects)
     assert summary.verdict == "reproduced" and summary.runs == 3
+
+
+def _with_claim_fields(folder: Path, **fields: object) -> Path:
+    results = json.loads((folder / "results.json").read_text())
+    results["claims"][0].update(fields)
+    (folder / "results.json").write_text(json.dumps(results))
+    return folder
+
+
+def test_aggregation_reads_exact_claims_and_item_intervals(tmp_path: Path) -> None:
+    exact = [read_run(_with_claim_fields(_run(tmp_path / f"e{seed}", seed, 1.4), exact=True)) for seed in range(3)]
+    [summary] = summarise_claims(exact)
+    assert (summary.evidence.low, summary.evidence.high, summary.verdict) == (1.4, 1.4, "reproduced")
+    intervals = [(0.5, 1.5), (0.2, 1.9), (0.6, 1.2)]
+    sampled = [read_run(_with_claim_fields(_run(tmp_path / f"s{seed}", seed, 1.0), interval=list(interval)))
+               for seed, interval in enumerate(intervals)]
+    [summary] = summarise_claims(sampled)
+    assert (summary.evidence.low, summary.evidence.high) == (0.2, 1.9) and summary.verdict == "reproduced"
+    bare = [read_run(_run(tmp_path / f"b{seed}", seed, 1.0)) for seed in range(3)]  # old runs: no field, no interval
+    assert summarise_claims(bare)[0].verdict == "inconclusive"
 
 
 def test_aggregation_refuses_runs_of_different_configs(tmp_path: Path) -> None:

@@ -74,10 +74,17 @@ def test_headline_claims_keep_their_names_across_seeds_and_aggregate_to_verdicts
     names = [c.name for c in headline_claims("fgsm", DENSE, PRUNED, seed=0)]
     assert names == [c.name for c in headline_claims("fgsm", DENSE, other, seed=1)]
     assert not any(char.isdigit() for name in names for char in name.replace("1 point", ""))
-    gains = [headline_claims("fgsm", DENSE, PRUNED, seed=s)[0].effect for s in range(3)]
-    assert seed_evidence(gains).verdict == Verdict.REPRODUCED  # three seeds, all +50
-    losses = [headline_claims("fgsm", DENSE, other, seed=s)[0].effect for s in range(3)]
-    assert seed_evidence(losses).verdict == Verdict.CONTRADICTED
+    gains = [headline_claims("fgsm", DENSE, PRUNED, seed=s)[0] for s in range(3)]
+    # three seeds, all +50: equal values carry no spread, so the verdict rests on the image intervals
+    assert seed_evidence([c.effect for c in gains]).verdict == Verdict.INCONCLUSIVE
+    assert seed_evidence([c.effect for c in gains],
+                         item_intervals=[c.interval for c in gains]).verdict == Verdict.REPRODUCED
+    losses = [headline_claims("fgsm", DENSE, other, seed=s)[0] for s in range(3)]
+    lost = seed_evidence([c.effect for c in losses], item_intervals=[c.interval for c in losses])
+    # −30 points on 10 images, 3 of them certified dense: a resample without them is likely enough (0.7^10 ≈ 2.8 %)
+    # that the interval reaches zero, so this is not yet a contradiction
+    assert lost.mean == pytest.approx(-30.0) and lost.high == pytest.approx(0.0) and lost.low < -30.0
+    assert lost.verdict == Verdict.INCONCLUSIVE
 
 
 def test_a_tour_run_reports_only_the_headline_claims_a_grid_run_both():

@@ -180,8 +180,11 @@ def _summarise(name: str, claims: list[Mapping[str, Any]]) -> ClaimSummary:
     finite = [float(e) for e in effects if isinstance(e, numbers.Real) and math.isfinite(float(e))]
     evidence = None
     if finite:
-        interval = claims[0].get("interval") if len(finite) == 1 else None
-        evidence = seed_evidence(finite, tuple(interval) if interval else None)
+        with_effect = [claim for claim in claims if isinstance(claim.get("effect"), numbers.Real)
+                       and math.isfinite(float(claim["effect"]))]
+        intervals = [tuple(claim["interval"]) if claim.get("interval") else None for claim in with_effect]
+        exact = all(bool(claim.get("exact", False)) for claim in with_effect)
+        evidence = seed_evidence(finite, exact=exact, item_intervals=intervals)
     directions = [claim.get("direction_holds") for claim in claims]
     notes = sorted({str(claim.get("note")) for claim in claims if claim.get("note")})
     return ClaimSummary(

@@ -21,6 +21,17 @@ Two intervals are used, each where it fits:
 
 With two or more seeds the seed interval is used (it contains the item sampling of each run, through the spread of
 the seeds); with one seed, that run's item interval if it has one; otherwise there is no interval.
+
+**Zero spread.** When every seed gives the same effect, the t interval has zero width, yet a measured quantity that
+rounds to the same value on every seed (an accuracy on 25 images, a count of verified images) is no more certain for
+it: the seeds' spread then says nothing about the sampling error. Two cases are told apart by the claim:
+
+* an **exact** claim (``Claim.exact``) is a deterministic function of the config (parameter counts, multiply-adds,
+  a privacy accountant's epsilon): its identical values are the answer, and the interval is that point;
+* any other claim with zero spread falls back on the seeds' intervals over test items, taking their hull (the seeds
+  agree, so each item interval is one view of the same sampling error; the hull is the conservative reading, right
+  when the seeds share their test items); without item intervals there is no interval, and the verdict is
+  ``inconclusive``.
 """
 
 from __future__ import annotations
@@ -94,18 +105,36 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple
 
 
 def seed_evidence(values: Sequence[float], item_interval: tuple[float, float] | None = None,
-                  confidence: float = CONFIDENCE) -> Evidence:
-    """The evidence of per-seed effects: a t interval over seeds (n ≥ 2), else the one run's item interval."""
+                  confidence: float = CONFIDENCE, *, exact: bool = False,
+                  item_intervals: Sequence[tuple[float, float] | None] = ()) -> Evidence:
+    """The evidence of per-seed effects: a t interval over seeds (n ≥ 2), else the one run's item interval.
+
+    ``item_interval`` is the one run's interval over test items (one seed); ``item_intervals`` are every seed's, used
+    when the seeds agree exactly (zero spread) and the claim is not ``exact`` (see the module docstring).
+    """
     data = [float(value) for value in values if value is not None and math.isfinite(float(value))]
     if not data:
         raise ValueError("no finite effect to aggregate")
-    mean = float(np.mean(data))
-    std = float(np.std(data, ddof=1)) if len(data) > 1 else 0.0
-    if len(data) >= 2:
+    agree = len(set(data)) == 1  # not std == 0: the mean of equal floats can differ from them in the last bit
+    mean = data[0] if agree else float(np.mean(data))
+    std = 0.0 if agree else float(np.std(data, ddof=1))
+    intervals = [tuple(float(b) for b in interval) for interval in item_intervals if interval is not None]
+    if item_interval is not None and len(data) == 1:
+        intervals = [tuple(float(b) for b in item_interval)]
+    if exact and agree:
+        low = high = mean
+        method = f"exact: a deterministic quantity, the same on {len(data)} seed(s)"
+    elif len(data) >= 2 and not agree:
         low, high = t_interval(data, confidence)
         method = f"t interval over {len(data)} seeds"
-    elif item_interval is not None:
-        low, high = (float(bound) for bound in item_interval)
+    elif len(data) >= 2 and intervals and len(intervals) == len(data):
+        low, high = min(i[0] for i in intervals), max(i[1] for i in intervals)
+        method = f"{len(data)} seeds agree exactly: hull of their intervals over test items"
+    elif len(data) >= 2:
+        low = high = None
+        method = f"{len(data)} seeds agree exactly: zero spread, no interval over test items"
+    elif intervals:
+        low, high = intervals[0]
         method = "bootstrap over test items (one seed)"
     else:
         low = high = None

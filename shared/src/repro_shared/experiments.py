@@ -47,7 +47,8 @@ class Claim:
     ``effect`` is this run's signed effect, oriented so that a positive value is what the paper claims (see
     ``repro_shared.evidence``): runs of one config that differ only in their seed are aggregated over it into
     mean ± std, a 95 % interval and a verdict. ``interval`` is an optional 95 % interval of ``effect`` from this run
-    alone (``evidence.bootstrap_interval`` over test items), used when there is one seed. ``direction_holds`` is
+    alone (``evidence.bootstrap_interval`` over test items), used when there is one seed or the seeds agree exactly
+    (see ``exact``). ``direction_holds`` is
     ``effect > 0`` when an effect is given; None where the claim is not comparable. The name identifies the claim
     across seeds: keep measured numbers out of it.
     """
@@ -59,6 +60,9 @@ class Claim:
     note: str = ""
     effect: float | None = None
     interval: tuple[float, float] | None = None
+    # True when the effect is a deterministic function of the config (a parameter count, an accountant's epsilon),
+    # not a sampled measurement: identical values over seeds are then exact, not a zero-width accident.
+    exact: bool = False
 
     def __post_init__(self) -> None:
         if self.effect is not None:

@@ -60,9 +60,11 @@ def log_ratio(other: float, mine: float) -> float:
     return math.log(other / mine) if other > 0 and mine > 0 else math.nan
 
 
-def _lower_claim(name: str, paper_value: str, mine: float, theirs: float, unit: str, digits: int) -> Claim:
+def _lower_claim(name: str, paper_value: str, mine: float, theirs: float, unit: str, digits: int,
+                 exact: bool = False) -> Claim:
+    """``exact``: a count fixed by the sizes (parameters, multiply-adds, saved activations), not a timing."""
     return Claim(name, paper_value, f"{mine:.{digits}f} vs {theirs:.{digits}f}{unit}", effect=log_ratio(theirs, mine),
-                 note="effect = ln(other / ARMIN)")
+                 note="effect = ln(other / ARMIN)", exact=exact)
 
 
 def algorithmic_claims(task: str, results: dict[str, dict]) -> list[Claim]:
@@ -76,7 +78,7 @@ def algorithmic_claims(task: str, results: dict[str, dict]) -> list[Claim]:
             f"{mine:.2f} vs {theirs:.2f}", effect=(1 + BITS_RELATIVE_MARGIN) * theirs + BITS_MARGIN - mine,
             note="effect = 1.1 × LSTM + 0.1 − ARMIN (bits/sequence)"))
         claims.append(_lower_claim("ARMIN has fewer parameters than LSTM", "fewer", armin["parameters"],
-                                   lstm["parameters"], "", 0))
+                                   lstm["parameters"], "", 0, exact=True))
     for other in ("lstm", "ntm"):
         if "armin" in results and other in results:
             claims.append(_lower_claim(f"ARMIN trains faster per iteration than {other.upper()} (s/iteration)",
@@ -115,9 +117,9 @@ def efficiency_claims(rows: list[dict], memory_rows: list[dict]) -> list[Claim]:
         armin, lstm = by_model["armin"], by_model["lstm"]
         claims += [
             _lower_claim("ARMIN(100) has fewer parameters than LSTM(300)", "fewer", armin["parameters"],
-                         lstm["parameters"], "", 0),
+                         lstm["parameters"], "", 0, exact=True),
             _lower_claim("ARMIN(100) needs fewer multiply-adds per step than LSTM(300)", "fewer",
-                         armin["macs_per_step"], lstm["macs_per_step"], "", 0),
+                         armin["macs_per_step"], lstm["macs_per_step"], "", 0, exact=True),
             _lower_claim("ARMIN(100) trains faster per step than LSTM(300) (ms per time step)", "faster",
                          armin["train_ms_per_time_step"], lstm["train_ms_per_time_step"], "", 3),
         ]
@@ -130,7 +132,7 @@ def efficiency_claims(rows: list[dict], memory_rows: list[dict]) -> list[Claim]:
     memory_at = {row["model"]: row["saved_activation_mb"] for row in memory_rows if row["length"] == longest}
     if "armin" in memory_at and "ntm" in memory_at:
         claims.append(_lower_claim(f"ARMIN holds less training memory than NTM at length {longest}", "less",
-                                   memory_at["armin"], memory_at["ntm"], " MB", 1))
+                                   memory_at["armin"], memory_at["ntm"], " MB", 1, exact=True))
     return claims
 
 

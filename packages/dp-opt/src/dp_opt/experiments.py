@@ -319,7 +319,7 @@ def privacy_claims(target_eps: float, dp_entry: dict) -> list[Claim]:
     return [Claim("reported eps never exceeds the target (generation within it)", target_eps,
                   f"generation {generation:.3g}, reported {total:.3g}", total <= target_eps + 1e-9 and margin > 0,
                   note="effect: target − generation eps (the selection spends the target itself)",
-                  effect=margin, interval=(margin, margin))]
+                  effect=margin, interval=(margin, margin), exact=True)]
 
 
 # computed from the holdout's or the training records' labels without noise: NOT private, kept in debug/ only

@@ -127,8 +127,11 @@ def perspective_claims(models: Sequence[Mapping[str, Any]], dense: str = "dense"
             if not pairs:
                 continue
             deltas = [float(r["score"]) - float(b["score"]) for _, r in pairs]
-            interval = paired_item_interval(b, pairs[0][1], kind) if len(pairs) == 1 else None
-            evidence = seed_evidence([kind.effect(x) for x in deltas], item_interval=interval)
+            effects = [kind.effect(x) for x in deltas]
+            # each seed's item interval, needed with one seed and when the seeds agree exactly (zero spread)
+            intervals = [paired_item_interval(b, r, kind) for _, r in pairs] if len(set(effects)) == 1 else []
+            evidence = seed_evidence(effects, item_intervals=intervals)
+            interval = intervals[0] if len(pairs) == 1 else None
             method = evidence.method if len(pairs) > 1 or interval is None else \
                 f"paired bootstrap over {len(b['components']['items']['group'])} items (one seed)"
             rows.append({"claim": f"{key} vs dense, {COLUMNS[d]}: {kind.paper}", "setting": key,

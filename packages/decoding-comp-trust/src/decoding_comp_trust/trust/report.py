@@ -148,7 +148,8 @@ def seed_effects(models: Sequence[Mapping[str, Any]], dense: str = "dense") -> l
             evidence = seed_evidence(deltas)
             rows.append({"setting": key, "dimension": COLUMNS[d], "delta_mean": round(evidence.mean, 2),
                          "delta_std": round(evidence.std, 2), "seeds": evidence.n,
-                         "interval": [round(evidence.low, 2), round(evidence.high, 2)],
+                         "interval": None if evidence.low is None else [round(evidence.low, 2),
+                                                                         round(evidence.high, 2)],
                          "vs_dense": {"reproduced": "above dense", "contradicted": "below dense"}.get(
                              str(evidence.verdict), "inconclusive")})
     return rows
