@@ -72,6 +72,11 @@ def test_auto_dtype_of_an_experiment_that_declares_none_is_not_claimed(tmp_path)
     assert config_of(run(experiment(), tmp_path))["device"]["dtype"] == EXPERIMENT_DTYPE
     declared = run(experiment(dtypes=("fp32",)), tmp_path, name="declared")
     assert config_of(declared)["device"]["dtype"] == "float32"  # the CPU's policy dtype, which it honours
+    own = run(experiment(dtypes=("fp32", "fp64"), own_dtype_under_auto=True), tmp_path, name="own")
+    assert config_of(own)["device"]["dtype"] == EXPERIMENT_DTYPE  # auto: its config's dtype, not the policy's
+    explicit = run(experiment(dtypes=("fp32", "fp64"), own_dtype_under_auto=True), tmp_path, name="x", dtype="fp64")
+    assert config_of(explicit)["device"]["dtype"] == "float64"
+    assert json.loads(explicit.results_path.read_text())["metrics"]["dtype"] == "torch.float64"
 
 
 @pytest.mark.parametrize(("setting", "first", "second"), [

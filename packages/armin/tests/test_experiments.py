@@ -96,12 +96,22 @@ def test_nan_learning_rate_fails_before_running_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "armin").exists()
 
 
-def test_dtype_flag_is_refused_and_float64_pixel_runs_honour_the_config(tmp_path, capsys):
-    assert _run(tmp_path, "pixel-seq", "--dtype", "fp32") == 2  # never recorded while ignored
+def test_dtype_flag_runs_pixel_models_in_float64_and_is_refused_elsewhere(tmp_path, capsys):
+    import yaml
+
+    assert _run(tmp_path, "copy", "--dtype", "fp64") == 2  # algorithmic models are float32: never recorded ignored
     assert "does not honour" in capsys.readouterr().err
-    assert _run(tmp_path, "pixel-seq", "--set", "dtype=float64", "--set", "models=[armin]") == 0
-    model = training.load_weights(tmp_path / "armin" / "pixel-seq" / "smoke-seed0" / "weights" / "armin.final.pt")
+    assert _run(tmp_path, "pixel-seq", "--dtype", "bf16") == 2
+    assert _run(tmp_path, "pixel-seq", "--dtype", "fp64", "--set", "models=[armin]") == 0
+    run = tmp_path / "armin" / "pixel-seq" / "smoke-seed0"
+    model = training.load_weights(run / "weights" / "armin.final.pt")
     assert next(model.parameters()).dtype == torch.float64
+    assert yaml.safe_load((run / "config.yaml").read_text())["device"]["dtype"] == "float64"
+    # under auto the config's own dtype rules, and config.yaml says so instead of the runner's policy dtype
+    assert _run(tmp_path, "pixel-seq", "--set", "dtype=float64", "--set", "models=[armin]", "--name", "own") == 0
+    own = tmp_path / "armin" / "pixel-seq" / "own"
+    assert next(training.load_weights(own / "weights" / "armin.final.pt").parameters()).dtype == torch.float64
+    assert yaml.safe_load((own / "config.yaml").read_text())["device"]["dtype"] == "experiment's own"
     assert _run(tmp_path, "pixel-seq", "--set", "dtype=float16", "--name", "bad") == 2
 
 

@@ -72,6 +72,7 @@ DTYPE_NAMES = {
     "float32": "float32", "fp32": "float32",
     "bfloat16": "bfloat16", "bf16": "bfloat16",
     "float16": "float16", "fp16": "float16",
+    "float64": "float64", "fp64": "float64",
 }
 
 
@@ -83,7 +84,8 @@ def canonical_dtype(name: str) -> str:
 
 
 def parse_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto`` (the policy above), ``float32``/``fp32``, ``bfloat16``/``bf16``, ``float16``/``fp16``."""
+    """``auto`` (the policy above), ``float32``/``fp32``, ``bfloat16``/``bf16``, ``float16``/``fp16``,
+    ``float64``/``fp64``."""
     import torch
 
     if name == "auto":

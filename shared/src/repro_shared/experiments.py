@@ -93,6 +93,9 @@ class Experiment:
     # The explicit `--dtype` values the experiment honours (e.g. ("fp32", "bf16")); empty: it chooses its own dtype
     # and any --dtype other than auto is refused, so that config.yaml never records a dtype that was ignored.
     dtypes: tuple[str, ...] = ()
+    # True when, under `--dtype auto`, the experiment computes in its config's own dtype rather than the runner's
+    # policy (bf16 on GPUs, else fp32): config.yaml then records the experiment's own dtype, not the policy's.
+    own_dtype_under_auto: bool = False
     # The datasets the experiment reads (repro_shared.data.DatasetSpec), for `repro doctor` and `repro data fetch`.
     datasets: tuple[Any, ...] = ()
 

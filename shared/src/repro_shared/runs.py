@@ -278,7 +278,7 @@ def execute(experiment: Experiment, config: Any, options: RunOptions) -> RunDir:
     if not ctx.is_main_process:
         return _run_as_worker(experiment, config, options, ctx)
     device_info = asdict(DeviceInfo.describe(ctx.device, ctx.dtype))
-    if options.dtype == "auto" and not experiment.dtypes:
+    if options.dtype == "auto" and (not experiment.dtypes or experiment.own_dtype_under_auto):
         device_info["dtype"] = EXPERIMENT_DTYPE  # the runner's policy dtype may not be what the experiment used
     run_dir = _open_run_dir(experiment, config, options, device_info)
     if run_dir.is_complete():

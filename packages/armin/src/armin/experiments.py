@@ -20,6 +20,7 @@ from .training import TrainConfig
 
 TOUR_SEEDS = (0, 1, 2)
 PIXEL_DTYPES = ("float32", "float64")
+PIXEL_CLI_DTYPES = ("fp32", "fp64")  # what `repro run armin:pixel-* --dtype` accepts
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,9 @@ class PixelConfig:
                                                        lstm_hidden=100, ntm_hidden=100, ntm_width=28, ntm_slots=28,
                                                        key_size=25))  # the released pixel code's sizes
     models: tuple[str, ...] = ("armin", "lstm")
-    dtype: str = "float32"  # float32 | float64 (the released pixel code runs its models in float64)
+    # float32 | float64 (the released pixel code runs its models in float64): the dtype under `--dtype auto`;
+    # an explicit `--dtype fp32|fp64` overrides it (and is what config.yaml's device.dtype records)
+    dtype: str = "float32"
 
     def __post_init__(self) -> None:
         if self.dataset not in ("digits", "mnist5k", "mnist"):
@@ -120,11 +123,21 @@ def run_pixel(config: PixelConfig, ctx) -> dict:
     from .training import PixelRunner, train_models
 
     splits = pixel_sequences(config.dataset, config.permuted)
-    dtype = getattr(torch, config.dtype)
+    dtype = pixel_dtype(config, ctx)
     runner = PixelRunner(splits, config.train.batch_size, ctx.seed, ctx.device, dtype)
     results = train_models({kind: config.sizes.model(kind) for kind in config.models}, runner, config.train, ctx,
                            dtype)
     return pixel_results(config, results, splits.source, ctx)
+
+
+def pixel_dtype(config: PixelConfig, ctx):
+    """The pixel models' dtype: an explicit ``--dtype`` (fp32 or fp64), else the config's ``dtype``."""
+    import torch
+
+    from repro_shared.device import canonical_dtype
+
+    explicit = getattr(getattr(ctx, "options", None), "dtype", "auto")
+    return getattr(torch, config.dtype if explicit == "auto" else canonical_dtype(explicit))
 
 
 def check_pixel_data(config: PixelConfig, ctx) -> None:
@@ -246,8 +259,9 @@ def experiments() -> list[Experiment]:
     """Every experiment this package registers (each with smoke, quick and paper configs; charlm and efficiency
     also with the ``tour`` config that ``repro reproduce`` runs at seeds 0, 1, 2).
 
-    No experiment declares ``dtypes``: ``ctx.dtype`` is never read (models and data are float32, or float64 on the
-    pixel tasks with ``--set dtype=float64``), so an explicit ``--dtype`` is refused rather than recorded unhonoured.
+    The pixel tasks honour ``--dtype fp32|fp64`` (the released pixel code runs in float64; under ``auto`` the config's
+    ``dtype``); the others declare no ``dtypes``: their models are float32, so an explicit ``--dtype`` is refused
+    rather than recorded unhonoured.
     """
     quick_models = ("armin", "lstm", "ntm", "tardis", "awta")
     copy = _algorithmic_scales(TaskConfig("copy"), TaskConfig("copy", max_length=21), 1500, quick_models)
@@ -304,9 +318,9 @@ def experiments() -> list[Experiment]:
         Experiment("sort", "priority-sort task (row-wise sort): bit errors per sequence", sort, run_algorithmic,
                    dtypes=()),
         Experiment("pixel-seq", "pixel-by-pixel digit classification: test accuracy, ARMIN vs LSTM", pixel,
-                   run_pixel, check_pixel_data, dtypes=()),
+                   run_pixel, check_pixel_data, dtypes=PIXEL_CLI_DTYPES, own_dtype_under_auto=True),
         Experiment("pixel-perm", "permuted pixel-by-pixel digit classification: test accuracy", permuted, run_pixel,
-                   check_pixel_data, dtypes=()),
+                   check_pixel_data, dtypes=PIXEL_CLI_DTYPES, own_dtype_under_auto=True),
         Experiment("charlm", "character-level LM on CPython's help text: bits per character", char, run_charlm,
                    tour_seeds=TOUR_SEEDS, dtypes=()),
         Experiment("efficiency", "parameters, multiply-adds, time per step and memory vs length", efficiency,
