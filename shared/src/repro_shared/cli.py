@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="several seeds as separate, resumable runs: 0-4, or 0,2,7 (same as --grid seed=...); "
                      "`repro report` then aggregates their claims over the seeds")
     run.add_argument("--device", default="auto", help="auto (GPU if present) | cpu | cuda | cuda:N | mps")
-    run.add_argument("--dtype", default="auto", help="auto (bf16 on GPUs that support it, else fp32; or the experiment's own) | fp32 | bf16 | "
-                     "fp16 | fp64, where the experiment honours it")
+    run.add_argument("--dtype", default="auto",
+                     help="auto (bf16 on GPUs that support it, else fp32; or the experiment's own) | fp32 | bf16 "
+                          "| fp16 | fp64, where the experiment honours it")
     run.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     run.add_argument("--deterministic", action="store_true", help="deterministic kernels (slower on GPU)")
     run.add_argument("--out", type=Path, default=Path("runs"), help="runs root (default ./runs)")

@@ -116,8 +116,6 @@ class PixelConfig:
 
 
 def run_pixel(config: PixelConfig, ctx) -> dict:
-    import torch
-
     from .reporting import pixel_results
     from .tasks import pixel_sequences
     from .training import PixelRunner, train_models
@@ -133,7 +131,6 @@ def run_pixel(config: PixelConfig, ctx) -> dict:
 def pixel_dtype(config: PixelConfig, ctx):
     """The pixel models' dtype: an explicit ``--dtype`` (fp32 or fp64), else the config's ``dtype``."""
     import torch
-
     from repro_shared.device import canonical_dtype
 
     explicit = getattr(getattr(ctx, "options", None), "dtype", "auto")
