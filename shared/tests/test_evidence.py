@@ -42,8 +42,8 @@ def test_no_effect_is_mostly_inconclusive_and_the_interval_has_its_coverage() ->
 
 
 def test_one_seed_uses_the_item_interval_or_is_inconclusive() -> None:
-    assert seed_evidence([0.3], item_interval=(0.1, 0.5)).verdict is Verdict.REPRODUCED
-    assert seed_evidence([0.3], item_interval=(-0.1, 0.5)).verdict is Verdict.INCONCLUSIVE
+    assert seed_evidence([0.3], item_intervals=[(0.1, 0.5)]).verdict is Verdict.REPRODUCED
+    assert seed_evidence([0.3], item_intervals=[(-0.1, 0.5)]).verdict is Verdict.INCONCLUSIVE
     alone = seed_evidence([0.3])
     assert alone.verdict is Verdict.INCONCLUSIVE and alone.low is None and alone.std == 0.0
 
@@ -57,6 +57,15 @@ def test_identical_seeds_give_a_point_interval_only_for_an_exact_claim() -> None
     assert measured.low is None and measured.verdict is Verdict.INCONCLUSIVE and "zero spread" in measured.method
     varying = seed_evidence([1.0, 2.0, 3.0], exact=True)  # "exact" values that vary are not exact: t interval
     assert (varying.low, varying.high) == t_interval([1.0, 2.0, 3.0])
+    rounded = seed_evidence([7.359, 7.359 + 2e-15, 7.359 - 1e-15], exact=True)  # one quantity, float rounding apart
+    assert rounded.low == rounded.high == rounded.mean and rounded.std == 0.0 and "exact" in rounded.method
+    near = seed_evidence([7.359, 7.359 + 1e-6], exact=True)  # farther apart than rounding: measured, t interval
+    assert near.low < near.high and near.method.startswith("t interval")
+
+
+def test_item_intervals_are_one_per_seed() -> None:
+    with pytest.raises(ValueError, match="one per seed"):
+        seed_evidence([0.3], item_intervals=[(0.1, 0.5), (0.2, 0.4)])
 
 
 def test_identical_seeds_fall_back_on_the_hull_of_their_item_intervals() -> None:

@@ -265,6 +265,31 @@ def test_per_perspective_claims_pair_items_skip_unmeasurable_cells_and_use_seeds
     assert row["interval_from"] == "t interval over 3 seeds"
 
 
+def test_seeds_that_agree_exactly_use_the_hull_of_their_paired_item_intervals():
+    from decoding_comp_trust.trust.item_claims import KINDS, paired_item_interval, perspective_claims
+
+    dense = _item_model("dense", [1] * 10 + [0] * 10)
+    # three 3-bit seeds that each get 6 of 20 right (Δ = −20 at every seed: zero spread), on different items
+    rows = [[1] * 6 + [0] * 14, [0] * 14 + [1] * 6, [0, 1] * 6 + [0] * 8]
+    seeds = [_item_model(f"gptq-w3-seed{s}", v, meta={**GPTQ3, "seed": s}) for s, v in enumerate(rows)]
+    row = perspective_claims([dense, *seeds])[0]
+    assert row["delta_per_seed"] == [-20.0] * 3 and row["effect"] == 20.0 and row["effect_std"] == 0.0
+    per_seed = [paired_item_interval(dense["results"]["mmlu"], m["results"]["mmlu"], KINDS["3-bit"]) for m in seeds]
+    hull = [round(min(i[0] for i in per_seed), 2), round(max(i[1] for i in per_seed), 2)]
+    assert row["interval"] == hull and hull[0] < 20.0 < hull[1] and hull[1] > hull[0] + 10  # never a point
+    assert "agree exactly" in row["interval_from"]
+    # seed 0 alone excludes 0, seed 1 (right only where dense is wrong: every item discordant) does not, and the
+    # hull keeps the widest: inconclusive, where the old zero-spread point [20, 20] read "reproduced"
+    assert per_seed[0][0] > 0 and per_seed[1][0] < 0 and row["verdict"] == "inconclusive"
+    one = perspective_claims([dense, seeds[0]])[0]
+    assert one["interval"] == [round(b, 2) for b in per_seed[0]] and one["verdict"] == "reproduced"
+    # the same zero spread on a perspective without item results: no interval, inconclusive (not a point)
+    for m in (dense, *seeds):
+        del m["results"]["mmlu"]["components"]
+    bare = perspective_claims([dense, *seeds])[0]
+    assert bare["interval"] is None and bare["verdict"] == "inconclusive"
+
+
 def test_perspectives_store_items_whose_statistic_is_their_score():
     from decoding_comp_trust.trust import advglue, mmlu
     from decoding_comp_trust.trust.item_claims import item_statistic

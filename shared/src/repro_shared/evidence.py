@@ -45,6 +45,7 @@ import numpy as np
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
+EXACT_RTOL = 1e-9  # an exact quantity computed on several seeds may differ in the last bits of its float
 
 
 class Verdict(StrEnum):
@@ -104,23 +105,24 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple
     return mean - half, mean + half
 
 
-def seed_evidence(values: Sequence[float], item_interval: tuple[float, float] | None = None,
-                  confidence: float = CONFIDENCE, *, exact: bool = False,
+def seed_evidence(values: Sequence[float], confidence: float = CONFIDENCE, *, exact: bool = False,
                   item_intervals: Sequence[tuple[float, float] | None] = ()) -> Evidence:
     """The evidence of per-seed effects: a t interval over seeds (n ≥ 2), else the one run's item interval.
 
-    ``item_interval`` is the one run's interval over test items (one seed); ``item_intervals`` are every seed's, used
-    when the seeds agree exactly (zero spread) and the claim is not ``exact`` (see the module docstring).
+    ``item_intervals`` are the seeds' intervals over test items, in the order of ``values``: the one run's interval
+    for one seed, and the hull when the seeds agree exactly (zero spread) and the claim is not ``exact`` (see the
+    module docstring). An ``exact`` claim's values agree when they differ only by float rounding (relative 1e-9).
     """
     data = [float(value) for value in values if value is not None and math.isfinite(float(value))]
     if not data:
         raise ValueError("no finite effect to aggregate")
-    agree = len(set(data)) == 1  # not std == 0: the mean of equal floats can differ from them in the last bit
-    mean = data[0] if agree else float(np.mean(data))
+    identical = len(set(data)) == 1  # not std == 0: the mean of equal floats can differ from them in the last bit
+    agree = identical or (exact and bool(np.allclose(data, data[0], rtol=EXACT_RTOL, atol=0.0)))
+    mean = data[0] if identical else float(np.mean(data))
     std = 0.0 if agree else float(np.std(data, ddof=1))
     intervals = [tuple(float(b) for b in interval) for interval in item_intervals if interval is not None]
-    if item_interval is not None and len(data) == 1:
-        intervals = [tuple(float(b) for b in item_interval)]
+    if len(item_intervals) > len(data):
+        raise ValueError(f"{len(item_intervals)} item intervals for {len(data)} finite effects: pass one per seed")
     if exact and agree:
         low = high = mean
         method = f"exact: a deterministic quantity, the same on {len(data)} seed(s)"
@@ -133,7 +135,7 @@ def seed_evidence(values: Sequence[float], item_interval: tuple[float, float] | 
     elif len(data) >= 2:
         low = high = None
         method = f"{len(data)} seeds agree exactly: zero spread, no interval over test items"
-    elif intervals:
+    elif intervals and len(intervals) == len(data):
         low, high = intervals[0]
         method = "bootstrap over test items (one seed)"
     else:

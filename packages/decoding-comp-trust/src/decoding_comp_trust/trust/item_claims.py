@@ -8,7 +8,8 @@ rounding of per-category agreement to 2 decimals for stereotype. OOD (its knowle
 share), fairness (DPD/EOD) and privacy (a weighted sum) store no items: their claims use seeds only.
 
 A claim's interval is the t interval over compression seeds where a setting has ≥ 2 seeds
-(`repro_shared.evidence.seed_evidence`), else a paired bootstrap over the perspective's items
+(`repro_shared.evidence.seed_evidence`; seeds whose Δ agree exactly take the hull of their paired item
+intervals instead of a zero-width point), else a paired bootstrap over the perspective's items
 (`repro_shared.evidence.bootstrap_interval`, both models resampled on the same items). A perspective without
 item results and with one seed gets no interval (verdict inconclusive). Cells that are "not measurable" on either
 side are left out.
