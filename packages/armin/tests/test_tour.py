@@ -78,6 +78,13 @@ def test_algorithmic_effects_are_oriented_towards_the_paper():
     assert better["ARMIN has fewer parameters than LSTM"] == pytest.approx(math.log(4))
     assert better["ARMIN trains faster per iteration than NTM (s/iteration)"] == pytest.approx(math.log(4))
     assert worse["ARMIN trains faster per iteration than LSTM (s/iteration)"] == pytest.approx(math.log(0.25))
+    ablation = "copy: auto-addressing learns at least as well as TARDIS addressing (eval bits/sequence, ARMIN vs AwTA)"
+    assert ablation not in better  # no AwTA run, no ablation claim
+    with_awta = {**_algorithmic(20.0, 10.0), "awta": {"eval_bits_per_sequence": 30.0, "parameters": 110,
+                                                       "seconds_per_iteration": 0.05}}
+    assert _effects(algorithmic_claims("copy", with_awta))[ablation] == pytest.approx(1.1 * 30 + 0.1 - 20)  # 13.1
+    with_awta["awta"]["eval_bits_per_sequence"] = 5.0
+    assert _effects(algorithmic_claims("copy", with_awta))[ablation] == pytest.approx(1.1 * 5 + 0.1 - 20)  # -14.4
     direction = {claim.name: claim.direction_holds for claim in algorithmic_claims("copy", _algorithmic(20, 10))}
     assert direction[similar] is False and direction["ARMIN has fewer parameters than LSTM"] is True
 
