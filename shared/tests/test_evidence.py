@@ -61,6 +61,14 @@ def test_identical_seeds_give_a_point_interval_only_for_an_exact_claim() -> None
     assert rounded.low == rounded.high == rounded.mean and rounded.std == 0.0 and "exact" in rounded.method
     near = seed_evidence([7.359, 7.359 + 1e-6], exact=True)  # farther apart than rounding: measured, t interval
     assert near.low < near.high and near.method.startswith("t interval")
+    # a sampled effect that agrees only up to rounding (the same 2 of 360 items lost on every seed, differenced in
+    # another order) is zero spread too: the hull of the item intervals, not a t interval of width 1e-14
+    lost = [1 - 100 * (kept / 360 - (kept - 2) / 360) for kept in (356, 354, 357)]  # 1 point minus the loss
+    assert len(set(lost)) > 1 and max(lost) - min(lost) < 1e-9
+    hull = seed_evidence(lost, item_intervals=[(-0.95, 1.84), (-1.23, 1.84), (-0.95, 1.84)])
+    assert (hull.low, hull.high, hull.verdict, hull.std) == (-1.23, 1.84, Verdict.INCONCLUSIVE, 0.0)
+    assert "agree exactly" in hull.method
+    assert seed_evidence([0.0, 5.6e-17, -5.6e-17]).low is None  # rounding apart at zero: no spread information
 
 
 def test_item_intervals_are_one_per_seed() -> None:

@@ -153,3 +153,32 @@ def test_trust_claim_effects_on_a_hand_made_table():
     assert effects["3-bit quantization degrades more than 4/8-bit"] == pytest.approx(4.0)
     assert effects["50% pruning costs MMLU"] == pytest.approx(-1.0)  # the 4:8 model gained a point
     assert effects["among N"] == pytest.approx(0.0 - (-5.0))  # mean Δ 4:8 = 0, 2:4 = −5
+
+
+def test_direction_claims_per_calibration_seed_get_a_t_interval_over_the_seeds():
+    from decoding_comp_trust.trust_experiments import OVER_SEEDS, claims, seeded_tables
+    from scipy import stats
+
+    models = [trust_model("dense", 50.0, 60.0), trust_model("rtn-w8", 49.0, 62.0, method="rtn", bits=8)]
+    w4_mmlu, w3_mmlu = [48.0, 53.0, 46.0], [40.0, 38.0, 45.0]  # largest |Δ| per seed: 4-bit 2, 3, 4; 3-bit 10, 12, 5
+    for seed in (0, 1, 2):
+        models.append(trust_model(f"gptq-w4-seed{seed}", w4_mmlu[seed], 60.0, method="gptq", bits=4, seed=seed))
+        models.append(trust_model(f"gptq-w3-seed{seed}", w3_mmlu[seed], 60.0, method="gptq", bits=3, seed=seed))
+    models.append(trust_model("awq-w3-seed0", 30.0, 60.0, method="awq", bits=3, seed=0))  # one seed: not in the tables
+    tables = seeded_tables(models)
+    assert sorted(tables) == [0, 1, 2]
+    assert [m["name"] for m in tables[1]] == ["dense", "gptq-w3-seed1", "gptq-w4-seed1"]
+    by_name = {c.name: c for c in claims(models)}
+    four = by_name["4-bit quantization: within 5 points of dense on every dimension" + OVER_SEEDS]
+    three = by_name["3-bit quantization degrades more than 4/8-bit (largest |Δ|)" + OVER_SEEDS]
+    effects_4, effects_3 = np.array([3.0, 2.0, 1.0]), np.array([8.0, 9.0, 1.0])
+    for claim, effects in ((four, effects_4), (three, effects_3)):
+        half = stats.t.ppf(0.975, 2) * effects.std(ddof=1) / np.sqrt(3)
+        assert claim.effect == pytest.approx(effects.mean())
+        assert claim.interval == pytest.approx((effects.mean() - half, effects.mean() + half))
+    # the whole-table claim keeps its point (awq-w3 at seed 0 makes 3-bit's largest |Δ| 20) and has no interval
+    whole = by_name["3-bit quantization degrades more than 4/8-bit (largest |Δ|)"]
+    assert whole.effect == pytest.approx(20.0 - 4.0) and whole.interval is None
+    # 8-bit was compressed at one seed only: no claim over seeds
+    assert not any(name.startswith("8-bit") and name.endswith(OVER_SEEDS) for name in by_name)
+    assert seeded_tables([m for m in models if "seed" not in m["name"] or m["name"].endswith("seed0")]) == {}

@@ -302,8 +302,70 @@ def _pruning_mmlu_interval(models: list[dict[str, Any]], pruned: list[str]) -> t
 
 
 def claims(models: list[dict[str, Any]]) -> list[Claim]:
-    """The direction-of-effect claims of the paper checked on this run's models, where present (measurable cells
-    only: a cell with ≥ NOT_MEASURABLE_AT % refused or unreadable answers is left out)."""
+    """The paper's claims on this run's models: the direction-of-effect claims on the whole table (one point each),
+    the same claims once per calibration seed on the seeded settings (a t interval over seeds), and one claim per
+    (setting, perspective) with its interval."""
+    out = direction_claims(models) + seed_claims(models)
+    for row in item_claims.perspective_claims(models):
+        deltas = row["delta_per_seed"]
+        out.append(Claim(row["claim"], row["kind"] + ": " + row["claim"].rsplit(": ", 1)[1],
+                         round(sum(deltas) / len(deltas), 2),
+                         note=f"measured = mean Δ vs dense (points); effect: {item_claims.EFFECT_TEXT[row['kind']]}; "
+                              f"interval: {row['interval_from']}",
+                         effect=row["effect"], interval=None if row["interval"] is None else tuple(row["interval"])))
+    return out
+
+
+OVER_SEEDS = ", over calibration seeds"
+
+
+def seeded_tables(models: list[dict[str, Any]], dense: str = "dense") -> dict[int, list[dict[str, Any]]]:
+    """Calibration seed → dense + that seed's model of every setting compressed at ≥ 2 seeds (the seeds every such
+    setting has); empty when fewer than 2 seeds are shared."""
+    base = [m for m in models if m["name"] == dense]
+    groups: dict[str, dict[int, dict[str, Any]]] = {}
+    for m in models:
+        if m["name"] != dense and m["meta"].get("seed") is not None:
+            groups.setdefault(report.group_key(m["meta"]), {})[int(m["meta"]["seed"])] = m
+    groups = {key: by_seed for key, by_seed in groups.items() if len(by_seed) >= 2}
+    if not base or not groups:
+        return {}
+    seeds = sorted(set.intersection(*(set(by_seed) for by_seed in groups.values())))
+    return {s: base + [groups[key][s] for key in sorted(groups)] for s in seeds} if len(seeds) >= 2 else {}
+
+
+def seed_claims(models: list[dict[str, Any]]) -> list[Claim]:
+    """Each direction claim computed on each calibration seed's table (`seeded_tables`), aggregated by
+    `repro_shared.evidence.seed_evidence`: mean ± std and a t interval over the seeds (the hull of the seeds' item
+    intervals if they agree exactly). A claim that a seed's table cannot decide (e.g. 8-bit, compressed at one
+    seed only) is left out. A largest-|Δ| effect per seed is biased towards larger |Δ| by sampling noise, so "within
+    k points" claims read conservatively."""
+    from repro_shared.evidence import seed_evidence
+
+    tables = seeded_tables(models)
+    if not tables:
+        return []
+    per_seed = [{c.name: c for c in direction_claims(table)} for table in tables.values()]
+    settings = sorted({report.group_key(m["meta"]) for table in tables.values() for m in table if m["meta"].get("seed")
+                       is not None})
+    out = []
+    for name, first in per_seed[0].items():
+        effects = [claims_of_seed[name].effect if name in claims_of_seed else None for claims_of_seed in per_seed]
+        if any(e is None for e in effects):
+            continue
+        evidence = seed_evidence(effects, item_intervals=[c[name].interval for c in per_seed]
+                                 if all(c[name].interval is not None for c in per_seed) else ())
+        out.append(Claim(name + OVER_SEEDS, first.paper_value, str([round(e, 2) for e in effects]),
+                         note=f"effect per calibration seed {list(tables)} on dense + {', '.join(settings)} (the "
+                              f"settings compressed at every seed); {first.note}; interval: {evidence.method}",
+                         effect=evidence.mean,
+                         interval=None if evidence.low is None else (evidence.low, evidence.high)))
+    return out
+
+
+def direction_claims(models: list[dict[str, Any]]) -> list[Claim]:
+    """The direction-of-effect claims of the paper checked on these models, where present (measurable cells only: a
+    cell with ≥ NOT_MEASURABLE_AT % refused or unreadable answers is left out); one point each."""
     diffs = {row["setting"]: row for row in report.difference_table(models, measurable_only=True)}
     meta = {m["name"]: m["meta"] for m in models}
 
@@ -352,13 +414,6 @@ def claims(models: list[dict[str, Any]]) -> list[Claim]:
     out.append(Claim("seed std of trust scores grows as bits shrink (3-bit > 4-bit)", "GPTQ3 up to 9.8 vs GPTQ4 4.4",
                      str(spread) if spread else None, note="effect = largest 3-bit std − largest 4/8-bit std",
                      effect=max(low) - max(high) if low and high else None))
-    for row in item_claims.perspective_claims(models):
-        deltas = row["delta_per_seed"]
-        out.append(Claim(row["claim"], row["kind"] + ": " + row["claim"].rsplit(": ", 1)[1],
-                         round(sum(deltas) / len(deltas), 2),
-                         note=f"measured = mean Δ vs dense (points); effect: {item_claims.EFFECT_TEXT[row['kind']]}; "
-                              f"interval: {row['interval_from']}",
-                         effect=row["effect"], interval=None if row["interval"] is None else tuple(row["interval"])))
     return out
 
 
