@@ -40,6 +40,9 @@ def test_smoke_grid_runs_end_to_end_and_records_every_point(tmp_path):
         statuses = point["verified"] + point["falsified"] + point["timeout"] + point["unknown"]
         assert statuses == point["images"] == 2
         assert point["certified_accuracy"] <= point["clean_accuracy"]
+        # the true certified accuracy lies between the verified share and the share not falsified
+        assert point["certified_upper_bound"] == (point["images"] - point["falsified"]) / point["images"]
+        assert point["certified_accuracy"] <= point["certified_upper_bound"]
     results = json.loads((run_dir.path / "results.json").read_text())
     assert {c["name"].split(":")[0] for c in results["claims"]} == {"FGSM + GradAlign"}
     assert [row["method"] for row in results["tables"]["points_fgsm"]] == ["dense", "imp", "slim", "slim"]

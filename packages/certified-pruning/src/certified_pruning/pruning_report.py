@@ -64,7 +64,8 @@ def summary_tables(points: list[dict]) -> dict[str, list[dict]]:
         for p in ordered:
             rows.append({"method": p["method"], "round": p["round"], "weight sparsity": round(p["weight_sparsity"], 3),
                          "unit sparsity": round(p["sparsity"], 3), "test acc": round(p["test_accuracy"], 3),
-                         "certified": round(p["certified_accuracy"], 3), "falsified": p["falsified"],
+                         "certified": round(p["certified_accuracy"], 3),
+                         "upper bound": _round(p.get("certified_upper_bound"), 3), "falsified": p["falsified"],
                          "timeout": p["timeout"], "IBP unstable": round(p["ibp_unstable"], 1),
                          "CROWN unstable": _round(p["crown_unstable"], 1),
                          "α-CROWN bound": _round(p["initial_bound"], 3), "domains": round(p["mean_domains"], 1),
