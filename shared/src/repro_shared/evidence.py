@@ -48,7 +48,7 @@ import numpy as np
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
-EXACT_RTOL = 1e-9  # one quantity computed on several seeds may differ in the last bits of its float
+ROUNDING_RTOL = 1e-9  # one quantity computed on several seeds may differ in the last bits of its float
 ROUNDING_ATOL = 1e-12  # the same near zero (0.3 − 0.3 is 0 or ±5.6e-17 depending on how it was summed)
 
 
@@ -122,7 +122,7 @@ def seed_evidence(values: Sequence[float], confidence: float = CONFIDENCE, *, ex
         raise ValueError("no finite effect to aggregate")
     identical = len(set(data)) == 1  # not std == 0: the mean of equal floats can differ from them in the last bit
     # seeds that agree up to float rounding agree (exact or not): a t interval of width 1e-15 is zero spread
-    agree = identical or bool(np.allclose(data, data[0], rtol=EXACT_RTOL, atol=ROUNDING_ATOL))
+    agree = identical or bool(np.allclose(data, data[0], rtol=ROUNDING_RTOL, atol=ROUNDING_ATOL))
     mean = data[0] if identical else float(np.mean(data))
     std = 0.0 if agree else float(np.std(data, ddof=1))
     intervals = [tuple(float(b) for b in interval) for interval in item_intervals if interval is not None]

@@ -346,8 +346,7 @@ def seed_claims(models: list[dict[str, Any]]) -> list[Claim]:
     if not tables:
         return []
     per_seed = [{c.name: c for c in direction_claims(table)} for table in tables.values()]
-    settings = sorted({report.group_key(m["meta"]) for table in tables.values() for m in table if m["meta"].get("seed")
-                       is not None})
+    settings = sorted({report.group_key(m["meta"]) for m in next(iter(tables.values())) if m["name"] != "dense"})
     out = []
     for name, first in per_seed[0].items():
         effects = [claims_of_seed[name].effect if name in claims_of_seed else None for claims_of_seed in per_seed]
