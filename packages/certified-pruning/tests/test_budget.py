@@ -60,3 +60,13 @@ def test_stage_counts_tally_each_decision_where_it_was_made():
     assert counts == {"verified_by_crown": 1, "verified_by_alpha-crown": 1, "verified_by_bab": 1,
                       "falsified_by_clean": 1, "falsified_by_pgd": 2, "falsified_by_bab": 1,
                       "timeout": 2, "unknown": 1, "clock_stops": 1}
+
+
+def test_certified_accuracy_is_bracketed_by_the_verified_and_the_not_falsified_share():
+    def result(index, status):
+        return ImageResult(index, 0, 0, status, "bab", 0.1, 30, 5, -0.1)
+
+    statuses = ["verified", "verified", "timeout", "falsified", "timeout", "verified", "unknown", "falsified"]
+    summary = summarise([result(i, s) for i, s in enumerate(statuses)])
+    assert summary["verified_accuracy"] == 3 / 8  # proven robust
+    assert summary["certified_upper_bound"] == 6 / 8  # not disproven: the 2 timeouts and the unknown might be robust

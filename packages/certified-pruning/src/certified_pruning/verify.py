@@ -411,6 +411,8 @@ def summarise(results: list[ImageResult]) -> dict[str, float]:
     total = max(len(results), 1)
     summary = {f"{status}_fraction": sum(r.status == status for r in results) / total for status in STATUSES}
     summary["verified_accuracy"] = summary["verified_fraction"]
+    # the other side of the true certified accuracy: an image not falsified (clean check, PGD, BaB) might be robust
+    summary["certified_upper_bound"] = 1.0 - summary["falsified_fraction"]
     summary["clean_accuracy"] = sum(r.prediction == r.label for r in results) / total
     summary["mean_seconds"] = float(np.mean([r.seconds for r in results])) if results else 0.0
     summary["mean_domains"] = float(np.mean([r.domains for r in results])) if results else 0.0
